@@ -1,0 +1,226 @@
+//! Service configuration: built-in defaults, optionally overlaid by a TOML file. Owns no behaviour; every
+//! threshold the policy uses is read from here so operators tune without a rebuild.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config: {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub knowledge: KnowledgeConfig,
+    pub languages: LanguageConfig,
+    pub policy: PolicyConfig,
+    pub limits: LimitsConfig,
+    pub channels: ChannelsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the gRPC server listens on.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory for the embedded SQLite database.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// Directory with `faq/*.yaml` and `locales/*.yaml`.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LanguageConfig {
+    /// Language of a conversation that does not name one, and of messages whose language cannot be detected.
+    pub default: String,
+    /// Languages served. Each needs `knowledge-base/locales/<code>.yaml` and a translation in every FAQ entry.
+    pub supported: Vec<String>,
+}
+
+/// Thresholds of the answer / clarify / hand-off policy, on normalised FAQ scores in [0, 1].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// The best match must reach this score to be answered.
+    pub answer_min_score: f32,
+    /// ... and lead the runner-up by this much; otherwise the close candidates are offered (CLARIFY).
+    pub answer_min_margin: f32,
+    /// Candidates below this score are never offered in a clarifying question.
+    pub clarify_min_score: f32,
+    /// At most this many candidates in a clarifying question.
+    pub clarify_max_options: usize,
+    /// How many FAQ matches are reported as evidence.
+    pub evidence_matches: usize,
+    /// After this many bot turns in a row without an answer, the conversation goes to a human.
+    pub max_failed_turns: u32,
+    /// Per-language overrides of the thresholds above (key: language code).
+    pub languages: BTreeMap<String, PolicyOverride>,
+    /// Shifts added to `answer_min_score` per support tier: positive means a human sooner.
+    pub tier_shift: TierShift,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyOverride {
+    pub answer_min_score: Option<f32>,
+    pub answer_min_margin: Option<f32>,
+    pub clarify_min_score: Option<f32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TierShift {
+    pub basic: f32,
+    pub standard: f32,
+    pub advanced: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Longest accepted customer message, in bytes of UTF-8.
+    pub max_message_bytes: usize,
+    /// Longest accepted id (customer id, client message id), in bytes.
+    pub max_id_bytes: usize,
+    /// Most metadata entries on a conversation.
+    pub max_metadata_entries: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// Replies on social media are cut (at a sentence where possible) to this many characters.
+    pub social_max_chars: usize,
+    /// Replies in chat and messaging apps are cut to this many characters (0: no limit).
+    pub chat_max_chars: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from("data") }
+    }
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("knowledge-base") }
+    }
+}
+
+impl Default for LanguageConfig {
+    fn default() -> Self {
+        Self { default: "nl".into(), supported: vec!["nl".into(), "en".into()] }
+    }
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            answer_min_score: 0.5,
+            answer_min_margin: 0.12,
+            clarify_min_score: 0.3,
+            clarify_max_options: 3,
+            evidence_matches: 5,
+            max_failed_turns: 2,
+            languages: BTreeMap::new(),
+            tier_shift: TierShift::default(),
+        }
+    }
+}
+
+impl Default for TierShift {
+    fn default() -> Self {
+        Self { basic: -0.05, standard: 0.0, advanced: 0.1 }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_message_bytes: 4096, max_id_bytes: 128, max_metadata_entries: 32 }
+    }
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        Self { social_max_chars: 280, chat_max_chars: 0 }
+    }
+}
+
+impl Config {
+    /// Built-in defaults overlaid by `path` when given; validated.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &str, reason: &str| Err(ConfigError::Invalid { key: key.to_owned(), reason: reason.to_owned() });
+        if self.languages.supported.is_empty() {
+            return invalid("languages.supported", "at least one language is needed");
+        }
+        if !self.languages.supported.contains(&self.languages.default) {
+            return invalid("languages.default", "must be one of languages.supported");
+        }
+        let unit = |v: f32| (0.0..=1.0).contains(&v);
+        let p = &self.policy;
+        for (key, value) in [
+            ("policy.answer_min_score", p.answer_min_score),
+            ("policy.answer_min_margin", p.answer_min_margin),
+            ("policy.clarify_min_score", p.clarify_min_score),
+        ] {
+            if !unit(value) {
+                return invalid(key, "must be between 0 and 1");
+            }
+        }
+        if p.clarify_max_options < 2 {
+            return invalid("policy.clarify_max_options", "must be at least 2");
+        }
+        for code in p.languages.keys() {
+            if !self.languages.supported.contains(code) {
+                return invalid(&format!("policy.languages.{code}"), "not a supported language");
+            }
+        }
+        if self.limits.max_message_bytes == 0 {
+            return invalid("limits.max_message_bytes", "must be positive");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,355 @@
+//! Conversations with the bot: starting them, handling each customer message with the decision policy, storing
+//! every event before it is acknowledged, and streaming events to watchers. Knows nothing of gRPC.
+
+pub mod eval;
+mod events;
+pub mod policy;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio_stream::Stream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tracing::info;
+
+pub use events::EventHub;
+pub use policy::{Outcome, Policy, Reply, TurnInput};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::conversation::{
+    Author, Channel, Conversation, Decision, DecisionKind, DialogueMemory, Event, EventBody, HandoffReason, Message,
+    State, StateChange, Tier, Turn,
+};
+use crate::error::{Error, Result};
+use crate::knowledge::Knowledge;
+use crate::store::{Store, StoreError};
+
+/// What a front-end gives to start a conversation.
+#[derive(Debug, Clone, Default)]
+pub struct StartConversation {
+    pub customer_id: String,
+    pub tier: Option<Tier>,
+    pub channel: Option<Channel>,
+    pub language: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The outcome of `send`, and whether it was replayed from an earlier identical request.
+#[derive(Debug, Clone)]
+pub struct SendOutcome {
+    pub turn: Turn,
+    pub replayed: bool,
+}
+
+pub struct Dialogue {
+    store: Arc<dyn Store>,
+    knowledge: Arc<Knowledge>,
+    policy: Policy,
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    hub: EventHub,
+    /// One lock per conversation being handled, so its messages are decided and numbered one at a time.
+    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl Dialogue {
+    pub fn new(store: Arc<dyn Store>, knowledge: Arc<Knowledge>, config: Arc<Config>, clock: Arc<dyn Clock>) -> Self {
+        let policy = Policy::new(config.policy.clone(), config.channels.clone());
+        Self { store, knowledge, policy, config, clock, hub: EventHub::default(), locks: Mutex::default() }
+    }
+
+    pub fn knowledge(&self) -> &Knowledge {
+        &self.knowledge
+    }
+
+    pub async fn start(&self, request: StartConversation) -> Result<(Conversation, Event)> {
+        let limits = &self.config.limits;
+        let customer_id = request.customer_id.trim();
+        if customer_id.is_empty() {
+            return Err(Error::invalid("customer_id", "is required"));
+        }
+        if customer_id.len() > limits.max_id_bytes {
+            return Err(Error::invalid("customer_id", format!("longer than {} bytes", limits.max_id_bytes)));
+        }
+        if request.metadata.len() > limits.max_metadata_entries {
+            return Err(Error::invalid("metadata", format!("more than {} entries", limits.max_metadata_entries)));
+        }
+        if request.metadata.iter().any(|(k, v)| k.len() > 256 || v.len() > limits.max_message_bytes) {
+            return Err(Error::invalid("metadata", "a key longer than 256 bytes or a value longer than a message"));
+        }
+        let language = match request.language.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+            Some(code) => Some(self.supported_language(code)?),
+            None => None,
+        };
+        let now = self.clock.now_millis();
+        let language_fixed = language.is_some();
+        let language = language.unwrap_or_else(|| self.config.languages.default.clone());
+        let mut conversation = Conversation {
+            id: uuid::Uuid::new_v4().to_string(),
+            customer_id: customer_id.to_owned(),
+            tier: request.tier.unwrap_or(Tier::Standard),
+            channel: request.channel.unwrap_or(Channel::Chat),
+            language_fixed,
+            metadata: request.metadata,
+            state: State::Bot,
+            created_at: now,
+            updated_at: now,
+            last_seq: 0,
+            memory: DialogueMemory::default(),
+            language,
+        };
+        let greeting_text = self.knowledge.base.locale(&conversation.language).greeting.clone();
+        let greeting_body = bot_message(greeting_text, &conversation.language, None);
+        let greeting = self.next_event(&mut conversation, greeting_body);
+        self.store.create_conversation(&conversation, std::slice::from_ref(&greeting)).await?;
+        info!(conversation_id = %conversation.id, tier = conversation.tier.as_str(), channel = conversation.channel.as_str(), language = %conversation.language, "conversation started");
+        Ok((conversation, greeting))
+    }
+
+    pub async fn send(
+        &self,
+        conversation_id: &str,
+        text: &str,
+        client_message_id: Option<&str>,
+    ) -> Result<SendOutcome> {
+        let started = std::time::Instant::now();
+        let limits = &self.config.limits;
+        if text.trim().is_empty() {
+            return Err(Error::invalid("text", "is empty"));
+        }
+        if text.len() > limits.max_message_bytes {
+            return Err(Error::invalid("text", format!("longer than {} bytes", limits.max_message_bytes)));
+        }
+        let client_message_id = client_message_id.map(str::trim).filter(|id| !id.is_empty());
+        if client_message_id.is_some_and(|id| id.len() > limits.max_id_bytes) {
+            return Err(Error::invalid("client_message_id", format!("longer than {} bytes", limits.max_id_bytes)));
+        }
+
+        let lock = self.lock(conversation_id);
+        let _guard = lock.lock().await;
+        let mut conversation = self.conversation(conversation_id).await?;
+        if let Some(id) = client_message_id
+            && let Some(turn) = self.store.turn(conversation_id, id).await?
+        {
+            return Ok(SendOutcome { turn, replayed: true });
+        }
+        if conversation.state == State::Ended {
+            return Err(Error::FailedPrecondition(format!("conversation {conversation_id} has ended")));
+        }
+
+        let language = self.message_language(&conversation, text);
+        conversation.updated_at = self.clock.now_millis();
+        let customer = Message {
+            id: uuid::Uuid::new_v4().to_string(),
+            author: Author::Customer,
+            text: text.to_owned(),
+            language: language.clone(),
+            client_message_id: client_message_id.map(str::to_owned),
+            faq_id: None,
+        };
+        let message = self.next_event(&mut conversation, EventBody::Message(customer));
+        let mut events = vec![message.clone()];
+        let (decision, replies) = if conversation.state.human_owned() {
+            (silent_decision(&language), Vec::new())
+        } else {
+            let outcome = self.policy.decide(
+                &self.knowledge,
+                &TurnInput {
+                    text,
+                    language: &language,
+                    tier: conversation.tier,
+                    channel: conversation.channel,
+                    memory: &conversation.memory,
+                },
+            );
+            conversation.memory = outcome.memory;
+            let replies: Vec<Event> = outcome
+                .replies
+                .into_iter()
+                .map(|reply| self.next_event(&mut conversation, bot_message(reply.text, &language, reply.faq_id)))
+                .collect();
+            events.extend(replies.iter().cloned());
+            if let Some(reason) = outcome.decision.handoff_reason {
+                events.push(self.change_state(
+                    &mut conversation,
+                    State::Queued,
+                    Some(reason),
+                    &outcome.decision.explanation,
+                ));
+            }
+            (outcome.decision, replies)
+        };
+        let turn = Turn { message, replies, decision, state: conversation.state };
+        match self.store.append(&conversation, &events, Some(&turn)).await {
+            Ok(()) => {}
+            // Another replica or a racing retry stored the same client message first: answer as it did.
+            Err(StoreError::DuplicateClientMessage) => {
+                let id = client_message_id.unwrap_or_default();
+                let turn =
+                    self.store.turn(conversation_id, id).await?.ok_or_else(|| {
+                        Error::Store(StoreError::Corrupt(format!("turn of client message {id} missing")))
+                    })?;
+                return Ok(SendOutcome { turn, replayed: true });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.hub.publish(&events);
+        info!(
+            conversation_id,
+            decision = turn.decision.kind.as_str(),
+            language = %turn.decision.language,
+            latency_us = started.elapsed().as_micros() as u64,
+            "message handled"
+        );
+        Ok(SendOutcome { turn, replayed: false })
+    }
+
+    /// The conversation header and its whole transcript.
+    pub async fn get(&self, conversation_id: &str) -> Result<(Conversation, Vec<Event>)> {
+        let conversation = self.conversation(conversation_id).await?;
+        let events = self.store.events(conversation_id, 0).await?;
+        Ok((conversation, events))
+    }
+
+    pub async fn end(&self, conversation_id: &str) -> Result<(Conversation, Vec<Event>)> {
+        let lock = self.lock(conversation_id);
+        let _guard = lock.lock().await;
+        let mut conversation = self.conversation(conversation_id).await?;
+        if conversation.state == State::Ended {
+            return Err(Error::FailedPrecondition(format!("conversation {conversation_id} has already ended")));
+        }
+        conversation.updated_at = self.clock.now_millis();
+        let farewell = self.knowledge.base.locale(&conversation.language).replies.ended.clone();
+        let language = conversation.language.clone();
+        let goodbye = self.next_event(&mut conversation, bot_message(farewell, &language, None));
+        let ended = self.change_state(&mut conversation, State::Ended, None, "ended by the front-end");
+        let events = [goodbye, ended];
+        self.store.append(&conversation, &events, None).await?;
+        self.hub.publish(&events);
+        info!(conversation_id, "conversation ended");
+        drop(_guard);
+        self.get(conversation_id).await
+    }
+
+    /// Every event after `after_seq`: the stored ones, then live ones as they are committed. Ends after the
+    /// event that ends the conversation.
+    pub async fn watch(
+        self: &Arc<Self>,
+        conversation_id: &str,
+        after_seq: u64,
+    ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        // Subscribe before reading history, so nothing committed in between is missed.
+        let mut live = BroadcastStream::new(self.hub.subscribe(conversation_id));
+        self.conversation(conversation_id).await?;
+        let history = self.store.events(conversation_id, after_seq).await?;
+        let dialogue = Arc::clone(self);
+        let conversation_id = conversation_id.to_owned();
+        Ok(async_stream::try_stream! {
+            let mut last_seq = after_seq;
+            let mut pending: VecDeque<Event> = history.into();
+            loop {
+                while let Some(event) = pending.pop_front() {
+                    if event.seq <= last_seq {
+                        continue;
+                    }
+                    last_seq = event.seq;
+                    let ends = event.ends_conversation();
+                    yield event;
+                    if ends {
+                        return;
+                    }
+                }
+                match live.next().await {
+                    None => return,
+                    Some(Ok(event)) => pending.push_back(event),
+                    // Fell behind the live buffer: catch up from the store, which has everything.
+                    Some(Err(BroadcastStreamRecvError::Lagged(_))) => {
+                        pending.extend(dialogue.store.events(&conversation_id, last_seq).await?);
+                    }
+                }
+            }
+        })
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Conversation> {
+        self.store.conversation(id).await?.ok_or_else(|| Error::NotFound { what: "conversation", id: id.to_owned() })
+    }
+
+    fn supported_language(&self, code: &str) -> Result<String> {
+        let code = code.to_ascii_lowercase();
+        if self.config.languages.supported.contains(&code) {
+            Ok(code)
+        } else {
+            let supported = self.config.languages.supported.join(", ");
+            Err(Error::invalid("language", format!("{code:?} is not served (served: {supported})")))
+        }
+    }
+
+    /// The conversation's fixed language, else the language the text is written in, else the conversation's.
+    fn message_language(&self, conversation: &Conversation, text: &str) -> String {
+        if conversation.language_fixed {
+            return conversation.language.clone();
+        }
+        self.knowledge.index.detect_language(text).unwrap_or_else(|| conversation.language.clone())
+    }
+
+    fn lock(&self, conversation_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lock) = locks.get(conversation_id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        // Forget locks nobody holds any more, so the map stays as small as the set of busy conversations.
+        locks.retain(|_, lock| lock.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(conversation_id.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+
+    fn next_event(&self, conversation: &mut Conversation, body: EventBody) -> Event {
+        conversation.last_seq += 1;
+        Event {
+            conversation_id: conversation.id.clone(),
+            seq: conversation.last_seq,
+            created_at: conversation.updated_at,
+            body,
+        }
+    }
+
+    fn change_state(
+        &self,
+        conversation: &mut Conversation,
+        to: State,
+        reason: Option<HandoffReason>,
+        detail: &str,
+    ) -> Event {
+        let change = StateChange { from: conversation.state, to, handoff_reason: reason, detail: detail.to_owned() };
+        conversation.state = to;
+        self.next_event(conversation, EventBody::StateChange(change))
+    }
+}
+
+fn bot_message(text: String, language: &str, faq_id: Option<String>) -> EventBody {
+    EventBody::Message(Message {
+        id: uuid::Uuid::new_v4().to_string(),
+        author: Author::Bot,
+        text,
+        language: language.to_owned(),
+        client_message_id: None,
+        faq_id,
+    })
+}
+
+fn silent_decision(language: &str) -> Decision {
+    Decision {
+        kind: DecisionKind::Silent,
+        language: language.to_owned(),
+        explanation: "a person owns this conversation; the message is kept for them".into(),
+        faq_matches: Vec::new(),
+        intents: Vec::new(),
+        clarify_options: Vec::new(),
+        handoff_reason: None,
+    }
+}

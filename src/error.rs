@@ -1,0 +1,26 @@
+//! The errors the service's operations return to callers. The transport maps each kind to one status code
+//! (`server::status`); internal details are logged there, never sent.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong; `field` names the offending field.
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    /// The request is valid but the target is in the wrong state (for example a message to an ended conversation).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { field, reason: reason.into() }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

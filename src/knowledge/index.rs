@@ -1,0 +1,306 @@
+//! The tantivy search index over FAQ examples (canonical questions and phrasings), one stemmed field per language,
+//! with typo correction and language detection from the indexed vocabulary.
+//!
+//! Scores: tantivy's BM25 picks the candidates; each candidate example is then scored by the IDF-weighted overlap
+//! of its terms with the message's: `sqrt(covered share of the message * covered share of the example)`, in
+//! [0, 1]. Unlike raw BM25 this means the same thing for every query length and index size, so the policy can
+//! put a threshold on it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
+
+use super::KnowledgeBase;
+
+/// How many BM25 candidates are rescored per query.
+const CANDIDATES: usize = 100;
+/// Only words at least this long are typo-corrected (short words are too ambiguous).
+const MIN_CORRECTABLE_CHARS: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("language {0} has no stemmer")]
+    NoStemmer(String),
+}
+
+/// One FAQ that matched, with its best example's score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// Position of the entry in [`KnowledgeBase::faqs`].
+    pub faq: usize,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResult {
+    /// Best first, one per FAQ entry.
+    pub hits: Vec<SearchHit>,
+    /// Words replaced by a known word one or two edits away: (typed, used).
+    pub corrections: Vec<(String, String)>,
+}
+
+struct LanguageFields {
+    /// Stemmed, stop words removed: what is searched.
+    text: Field,
+    /// Folded surface words: the vocabulary for typo correction and language detection.
+    words: Field,
+    stemmed: TextAnalyzer,
+    surface: TextAnalyzer,
+    /// Number of examples in this language (the N of the IDF).
+    examples: u64,
+}
+
+struct Example {
+    faq: usize,
+    /// Distinct stemmed terms.
+    terms: Vec<String>,
+    /// Sum of the terms' IDF.
+    weight: f32,
+}
+
+pub struct FaqIndex {
+    reader: IndexReader,
+    example_field: &'static str,
+    languages: BTreeMap<String, LanguageFields>,
+    examples: Vec<Example>,
+}
+
+fn analyzer(language: Option<(tantivy::tokenizer::Language, &[String])>) -> TextAnalyzer {
+    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .dynamic();
+    match language {
+        None => builder.build(),
+        Some((language, extra_stop_words)) => {
+            let builder = match StopWordFilter::new(language) {
+                Some(stop_words) => builder.filter_dynamic(stop_words),
+                None => builder,
+            };
+            // The locale's own list complements the Snowball/Lucene one (Lucene's English list lacks pronouns).
+            let extra = extra_stop_words.iter().map(|w| crate::text::normalize(w));
+            builder.filter_dynamic(StopWordFilter::remove(extra)).filter_dynamic(Stemmer::new(language)).build()
+        }
+    }
+}
+
+fn tokens(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
+    let mut analyzer = analyzer.clone();
+    let mut stream = analyzer.token_stream(text);
+    let mut out = Vec::new();
+    while let Some(token) = stream.next() {
+        out.push(token.text.clone());
+    }
+    out
+}
+
+fn idf(doc_freq: u64, docs: u64) -> f32 {
+    // BM25's IDF, as tantivy computes it; a term never seen gets the highest weight.
+    let (df, n) = (doc_freq as f32, docs as f32);
+    (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+}
+
+impl FaqIndex {
+    /// Indexes every example of every entry of `kb`, per language.
+    pub fn build(kb: &KnowledgeBase) -> Result<FaqIndex, IndexError> {
+        let mut schema = Schema::builder();
+        let example_field = "example";
+        let example = schema.add_u64_field(example_field, FAST | STORED);
+        let mut fields = BTreeMap::new();
+        for (code, locale) in &kb.locales {
+            let language = locale.stemmer_language().ok_or_else(|| IndexError::NoStemmer(code.clone()))?;
+            let options = |tokenizer: &str| {
+                TextOptions::default().set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer(tokenizer)
+                        .set_index_option(IndexRecordOption::WithFreqs),
+                )
+            };
+            let text = schema.add_text_field(&format!("text_{code}"), options(&format!("stemmed_{code}")));
+            let words = schema.add_text_field(&format!("words_{code}"), options("surface"));
+            let fields_of_language = LanguageFields {
+                text,
+                words,
+                stemmed: analyzer(Some((language, &locale.stop_words))),
+                surface: analyzer(None),
+                examples: 0,
+            };
+            fields.insert(code.clone(), fields_of_language);
+        }
+        let index = Index::create_in_ram(schema.build());
+        for (code, f) in &fields {
+            index.tokenizers().register(&format!("stemmed_{code}"), f.stemmed.clone());
+        }
+        index.tokenizers().register("surface", analyzer(None));
+
+        let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 50_000_000)?;
+        let mut examples = Vec::new();
+        for (position, faq) in kb.faqs.iter().enumerate() {
+            for (code, translation) in &faq.translations {
+                let Some(f) = fields.get_mut(code) else { continue };
+                for text in translation.examples() {
+                    let mut doc = TantivyDocument::default();
+                    doc.add_u64(example, examples.len() as u64);
+                    doc.add_text(f.text, text);
+                    doc.add_text(f.words, text);
+                    writer.add_document(doc)?;
+                    let mut terms = tokens(&f.stemmed, text);
+                    terms.sort();
+                    terms.dedup();
+                    examples.push((code.clone(), Example { faq: position, terms, weight: 0.0 }));
+                    f.examples += 1;
+                }
+            }
+        }
+        writer.commit()?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let mut built = FaqIndex { reader, example_field, languages: fields, examples: Vec::new() };
+
+        // Example weights need the IDF of the finished index.
+        let searcher = built.reader.searcher();
+        for (code, mut example) in examples {
+            let f = &built.languages[&code];
+            example.weight = example.terms.iter().map(|t| built.term_idf(&searcher, f, t)).sum();
+            built.examples.push(example);
+        }
+        Ok(built)
+    }
+
+    fn term_idf(&self, searcher: &Searcher, fields: &LanguageFields, term: &str) -> f32 {
+        let doc_freq = searcher.doc_freq(&Term::from_field_text(fields.text, term)).unwrap_or(0);
+        idf(doc_freq, fields.examples)
+    }
+
+    /// The language whose vocabulary knows most of the message's words, when one clearly does.
+    pub fn detect_language(&self, text: &str) -> Option<String> {
+        let searcher = self.reader.searcher();
+        let mut best: Option<(usize, &String)> = None;
+        let mut tie = false;
+        for (code, f) in &self.languages {
+            let known = tokens(&f.surface, text)
+                .iter()
+                .filter(|w| searcher.doc_freq(&Term::from_field_text(f.words, w)).unwrap_or(0) > 0)
+                .count();
+            match best {
+                Some((count, _)) if known == count => tie = true,
+                Some((count, _)) if known < count => {}
+                _ => {
+                    best = Some((known, code));
+                    tie = false;
+                }
+            }
+        }
+        match best {
+            Some((known, code)) if known > 0 && !tie => Some(code.clone()),
+            _ => None,
+        }
+    }
+
+    /// Searches `text` in `language`; hits are best first, at most `limit`.
+    pub fn search(&self, text: &str, language: &str, limit: usize) -> SearchResult {
+        let empty = SearchResult { hits: Vec::new(), corrections: Vec::new() };
+        let Some(f) = self.languages.get(language) else { return empty };
+        let searcher = self.reader.searcher();
+        let (corrected, corrections) = self.correct(&searcher, f, text);
+        let mut terms = tokens(&f.stemmed, &corrected);
+        terms.sort();
+        terms.dedup();
+        if terms.is_empty() {
+            return SearchResult { corrections, ..empty };
+        }
+        let idfs: HashMap<&str, f32> = terms.iter().map(|t| (t.as_str(), self.term_idf(&searcher, f, t))).collect();
+        let query_weight: f32 = idfs.values().sum();
+        let query = BooleanQuery::new(
+            terms
+                .iter()
+                .map(|t| {
+                    let term = TermQuery::new(Term::from_field_text(f.text, t), IndexRecordOption::WithFreqs);
+                    (Occur::Should, Box::new(term) as Box<dyn Query>)
+                })
+                .collect(),
+        );
+        let Ok(candidates) = searcher.search(&query, &TopDocs::with_limit(CANDIDATES).order_by_score()) else {
+            return SearchResult { corrections, ..empty };
+        };
+        let mut best: HashMap<usize, f32> = HashMap::new();
+        for (_, address) in candidates {
+            let segment = searcher.segment_reader(address.segment_ord);
+            let Some(id) = segment.fast_fields().u64(self.example_field).ok().and_then(|c| c.first(address.doc_id))
+            else {
+                continue;
+            };
+            let Some(example) = self.examples.get(id as usize) else { continue };
+            let shared: f32 = example.terms.iter().filter_map(|t| idfs.get(t.as_str())).sum();
+            let score = ((shared / query_weight) * (shared / example.weight.max(f32::EPSILON))).sqrt().min(1.0);
+            let entry = best.entry(example.faq).or_default();
+            *entry = entry.max(score);
+        }
+        let mut hits: Vec<SearchHit> = best.into_iter().map(|(faq, score)| SearchHit { faq, score }).collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
+        hits.truncate(limit);
+        SearchResult { hits, corrections }
+    }
+
+    /// Replaces unknown words by the most frequent known word within one edit (two for long words).
+    fn correct(&self, searcher: &Searcher, f: &LanguageFields, text: &str) -> (String, Vec<(String, String)>) {
+        let mut corrections = Vec::new();
+        let mut seen = HashSet::new();
+        let words: Vec<String> = tokens(&f.surface, text)
+            .into_iter()
+            .map(|word| {
+                let known = searcher.doc_freq(&Term::from_field_text(f.words, &word)).unwrap_or(0) > 0;
+                let correctable = word.chars().count() >= MIN_CORRECTABLE_CHARS
+                    && word.chars().all(char::is_alphabetic)
+                    && seen.insert(word.clone());
+                if known || !correctable {
+                    return word;
+                }
+                match self.closest_word(searcher, f, &word) {
+                    Some(better) => {
+                        corrections.push((word, better.clone()));
+                        better
+                    }
+                    None => word,
+                }
+            })
+            .collect();
+        (words.join(" "), corrections)
+    }
+
+    fn closest_word(&self, searcher: &Searcher, f: &LanguageFields, word: &str) -> Option<String> {
+        let distance = if word.chars().count() >= 8 { 2 } else { 1 };
+        let automaton = FuzzyTermQuery::new(Term::from_field_text(f.words, word), distance, true).automaton().ok()?;
+        let mut best: Option<(u32, String)> = None;
+        for segment in searcher.segment_readers() {
+            let Ok(inverted) = segment.inverted_index(f.words) else { continue };
+            let Ok(mut stream) = inverted.terms().search(&automaton).into_stream() else { continue };
+            while stream.advance() {
+                let doc_freq = stream.value().doc_freq;
+                if best.as_ref().is_none_or(|(df, _)| doc_freq > *df)
+                    && let Ok(text) = std::str::from_utf8(stream.key())
+                {
+                    best = Some((doc_freq, text.to_owned()));
+                }
+            }
+        }
+        best.map(|(_, word)| word)
+    }
+
+    /// Number of indexed examples.
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+}

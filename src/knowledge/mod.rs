@@ -1,0 +1,95 @@
+//! The FAQ knowledge base: the entry model, loading and validating `knowledge-base/` files, the per-language
+//! locale texts, and the tantivy index that searches it. Knows nothing of conversations or gRPC.
+
+mod files;
+mod index;
+mod locale;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use files::{Problem, load_dir};
+pub use index::{FaqIndex, IndexError, SearchHit, SearchResult};
+pub use locale::{Locale, SmallTalk, chosen_option};
+
+/// Fewest alternative phrasings an entry needs per language (the shipped knowledge base has at least 6).
+pub const MIN_PHRASINGS: usize = 2;
+
+/// One FAQ entry: an intent the bot can answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Faq {
+    /// Stable id (lowercase letters, digits, hyphens).
+    pub id: String,
+    /// Category, from the file the entry is in (ordering, delivery, ...).
+    pub category: String,
+    /// The agent skill that answers this topic in person.
+    pub skill: String,
+    /// Per language code: the question, phrasings and answer.
+    pub translations: BTreeMap<String, Translation>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    pub question: String,
+    pub phrasings: Vec<String>,
+    pub answer: String,
+}
+
+impl Translation {
+    /// The canonical question followed by every phrasing: the examples of this intent.
+    pub fn examples(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.question.as_str()).chain(self.phrasings.iter().map(String::as_str))
+    }
+}
+
+/// The whole knowledge base: entries and locales, validated.
+#[derive(Debug, Clone)]
+pub struct KnowledgeBase {
+    pub faqs: Vec<Faq>,
+    pub locales: BTreeMap<String, Locale>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KnowledgeError {
+    #[error("knowledge base {dir} is invalid:\n{}", format_problems(problems))]
+    Invalid { dir: String, problems: Vec<Problem> },
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+fn format_problems(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+}
+
+impl KnowledgeBase {
+    /// Loads `dir/faq/*.yaml` and `dir/locales/<language>.yaml` for each language, reporting every problem
+    /// found (file, line, reason), not just the first.
+    pub fn load(dir: &Path, languages: &[String]) -> Result<KnowledgeBase, KnowledgeError> {
+        load_dir(dir, languages)
+            .map_err(|problems| KnowledgeError::Invalid { dir: dir.display().to_string(), problems })
+    }
+
+    pub fn faq(&self, id: &str) -> Option<&Faq> {
+        self.faqs.iter().find(|faq| faq.id == id)
+    }
+
+    pub fn locale(&self, language: &str) -> &Locale {
+        // Loading guarantees a locale for every configured language; the first is a safe fallback.
+        self.locales.get(language).or_else(|| self.locales.values().next()).expect("at least one locale")
+    }
+}
+
+/// The knowledge base together with its search index: what the dialogue policy consults.
+pub struct Knowledge {
+    pub base: KnowledgeBase,
+    pub index: FaqIndex,
+}
+
+impl Knowledge {
+    /// Loads and validates `dir`, then builds the index.
+    pub fn load(dir: &Path, languages: &[String]) -> Result<Knowledge, KnowledgeError> {
+        let base = KnowledgeBase::load(dir, languages)?;
+        let index = FaqIndex::build(&base)?;
+        Ok(Knowledge { base, index })
+    }
+}

@@ -1,0 +1,85 @@
+//! `loket.v1.ChatService` adapter.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::convert::{channel_from_pb, conversation_to_pb, event_to_pb, message_to_pb, send_response, tier_from_pb};
+use super::pb;
+use super::status::status_of;
+use crate::dialogue::{Dialogue, StartConversation};
+
+pub struct ChatApi {
+    dialogue: Arc<Dialogue>,
+}
+
+impl ChatApi {
+    pub fn new(dialogue: Arc<Dialogue>) -> Self {
+        Self { dialogue }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ConversationEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::chat_service_server::ChatService for ChatApi {
+    async fn start_conversation(
+        &self,
+        request: Request<pb::StartConversationRequest>,
+    ) -> Result<Response<pb::StartConversationResponse>, Status> {
+        let pb::StartConversationRequest { customer_id, tier, channel, language, metadata } = request.into_inner();
+        let start = StartConversation {
+            customer_id,
+            tier: tier_from_pb(tier)?,
+            channel: channel_from_pb(channel)?,
+            language: Some(language),
+            metadata: metadata.into_iter().collect(),
+        };
+        let (conversation, greeting) = self.dialogue.start(start).await.map_err(status_of)?;
+        Ok(Response::new(pb::StartConversationResponse {
+            conversation: Some(conversation_to_pb(&conversation, &[])),
+            greeting: message_to_pb(&greeting),
+        }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<pb::SendMessageRequest>,
+    ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let pb::SendMessageRequest { conversation_id, text, client_message_id } = request.into_inner();
+        let outcome = self.dialogue.send(&conversation_id, &text, Some(&client_message_id)).await.map_err(status_of)?;
+        Ok(Response::new(send_response(&outcome)))
+    }
+
+    type WatchConversationStream = EventStream;
+
+    async fn watch_conversation(
+        &self,
+        request: Request<pb::WatchConversationRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let pb::WatchConversationRequest { conversation_id, after_seq } = request.into_inner();
+        let events = self.dialogue.watch(&conversation_id, after_seq).await.map_err(status_of)?;
+        let stream = events.map(|event| event.map(|e| event_to_pb(&e)).map_err(status_of));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_conversation(
+        &self,
+        request: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let pb::GetConversationRequest { conversation_id } = request.into_inner();
+        let (conversation, events) = self.dialogue.get(&conversation_id).await.map_err(status_of)?;
+        Ok(Response::new(conversation_to_pb(&conversation, &events)))
+    }
+
+    async fn end_conversation(
+        &self,
+        request: Request<pb::EndConversationRequest>,
+    ) -> Result<Response<pb::Conversation>, Status> {
+        let pb::EndConversationRequest { conversation_id } = request.into_inner();
+        let (conversation, events) = self.dialogue.end(&conversation_id).await.map_err(status_of)?;
+        Ok(Response::new(conversation_to_pb(&conversation, &events)))
+    }
+}

@@ -1,0 +1,54 @@
+//! The gRPC transport: the only module that knows tonic and the generated types. Adapters validate, convert,
+//! call the domain and convert back; the domain never sees a `Status`.
+
+mod chat;
+mod convert;
+mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tracing::info;
+
+use crate::dialogue::Dialogue;
+
+/// Generated protobuf types and service stubs of `loket.v1`.
+pub mod pb {
+    tonic::include_proto!("loket.v1");
+
+    /// The encoded descriptor set, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("loket_descriptor");
+}
+
+pub use status::status_of;
+
+/// Largest request the transport decodes; message text limits are checked on top of this.
+const MAX_DECODING_BYTES: usize = 256 * 1024;
+
+/// Serves every loket service on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    dialogue: Arc<Dialogue>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled-in descriptor sets are valid");
+    let chat = pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
+    // The knowledge base and model are loaded before we get here, so SERVING is true from the first request.
+    health.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
+    let address = listener.local_addr().ok();
+    info!(address = ?address, "serving gRPC");
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(chat)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}

@@ -1,0 +1,24 @@
+//! The one mapping from domain errors to gRPC statuses.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tracing::error;
+
+use crate::error::Error;
+
+pub fn status_of(error: Error) -> Status {
+    match error {
+        Error::InvalidArgument { field, reason } => {
+            let mut details = ErrorDetails::new();
+            details.add_bad_request_violation(field, reason.clone());
+            Status::with_error_details(Code::InvalidArgument, format!("{field}: {reason}"), details)
+        }
+        Error::NotFound { what, id } => Status::not_found(format!("{what} {id:?} not found")),
+        Error::FailedPrecondition(message) => Status::failed_precondition(message),
+        Error::Store(e) => {
+            // Details stay in the log: they may contain paths or data the caller must not see.
+            error!(error = %e, "storage failure");
+            Status::internal("internal storage error; the request was not applied")
+        }
+    }
+}

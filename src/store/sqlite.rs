@@ -1,0 +1,210 @@
+//! The embedded default store: SQLite in WAL mode in the data directory. Writes from this process go through
+//! one mutex, so SQLite never has to arbitrate between our own writers.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use tokio::sync::Mutex;
+
+use super::{Store, StoreError};
+use crate::conversation::{Channel, Conversation, Event, EventBody, State, Tier, Turn};
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    write: Mutex<()>,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(corrupt)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(corrupt)
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) `data_dir/loket.db` and brings its schema up to date.
+    pub async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| corrupt(format!("cannot create {}: {e}", data_dir.display())))?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("loket.db"))
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL loses no committed transaction when the process dies (kill -9); only a power
+            // failure can cost the last transactions, which FULL would guard at a large write cost.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        Self::connect(options).await
+    }
+
+    /// A private in-memory database (tests and the `ask` command).
+    pub async fn in_memory() -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        Self::connect(options).await
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<SqliteStore, StoreError> {
+        let in_memory = options.get_filename() == Path::new(":memory:");
+        // An in-memory database lives in one connection; a file serves several readers.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool, write: Mutex::new(()) })
+    }
+}
+
+fn conversation_from_row(row: &SqliteRow) -> Result<Conversation, StoreError> {
+    let text = |name: &str| row.try_get::<String, _>(name);
+    Ok(Conversation {
+        id: text("id")?,
+        customer_id: text("customer_id")?,
+        tier: Tier::parse(&text("tier")?).ok_or_else(|| corrupt("tier"))?,
+        channel: Channel::parse(&text("channel")?).ok_or_else(|| corrupt("channel"))?,
+        language: text("language")?,
+        language_fixed: row.try_get::<bool, _>("language_fixed")?,
+        metadata: from_json(&text("metadata")?)?,
+        state: State::parse(&text("state")?).ok_or_else(|| corrupt("state"))?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_seq: row.try_get::<i64, _>("last_seq")? as u64,
+        memory: from_json(&text("memory")?)?,
+    })
+}
+
+async fn insert_events(
+    tx: &mut sqlx::SqliteConnection,
+    events: &[Event],
+    turn: Option<&Turn>,
+) -> Result<(), StoreError> {
+    for event in events {
+        let (kind, client_message_id) = match &event.body {
+            EventBody::Message(message) => ("message", message.client_message_id.clone()),
+            EventBody::StateChange(_) => ("state_change", None),
+        };
+        let turn_json = match turn {
+            Some(turn) if turn.message.seq == event.seq => Some(to_json(turn)?),
+            _ => None,
+        };
+        let result = sqlx::query(
+            "INSERT INTO events (conversation_id, seq, created_at, kind, client_message_id, body, turn) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.conversation_id)
+        .bind(event.seq as i64)
+        .bind(event.created_at)
+        .bind(kind)
+        .bind(client_message_id)
+        .bind(to_json(&event.body)?)
+        .bind(turn_json)
+        .execute(&mut *tx)
+        .await;
+        if let Err(sqlx::Error::Database(e)) = &result
+            && e.is_unique_violation()
+            && e.message().contains("client_message_id")
+        {
+            return Err(StoreError::DuplicateClientMessage);
+        }
+        result?;
+    }
+    Ok(())
+}
+
+async fn save_conversation(tx: &mut sqlx::SqliteConnection, c: &Conversation) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO conversations (id, customer_id, tier, channel, language, language_fixed, metadata, state, \
+         created_at, updated_at, last_seq, memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET language = excluded.language, state = excluded.state, \
+         updated_at = excluded.updated_at, last_seq = excluded.last_seq, memory = excluded.memory",
+    )
+    .bind(&c.id)
+    .bind(&c.customer_id)
+    .bind(c.tier.as_str())
+    .bind(c.channel.as_str())
+    .bind(&c.language)
+    .bind(c.language_fixed)
+    .bind(to_json(&c.metadata)?)
+    .bind(c.state.as_str())
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .bind(c.last_seq as i64)
+    .bind(to_json(&c.memory)?)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_conversation(&self, conversation: &Conversation, events: &[Event]) -> Result<(), StoreError> {
+        self.append(conversation, events, None).await
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        let row = sqlx::query("SELECT * FROM conversations WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(conversation_from_row).transpose()
+    }
+
+    async fn turn(&self, conversation_id: &str, client_message_id: &str) -> Result<Option<Turn>, StoreError> {
+        let row = sqlx::query("SELECT turn FROM events WHERE conversation_id = ? AND client_message_id = ?")
+            .bind(conversation_id)
+            .bind(client_message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let turn: Option<String> = row.try_get("turn")?;
+                turn.map(|t| from_json(&t)).transpose()
+            }
+        }
+    }
+
+    async fn append(
+        &self,
+        conversation: &Conversation,
+        events: &[Event],
+        turn: Option<&Turn>,
+    ) -> Result<(), StoreError> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        save_conversation(&mut tx, conversation).await?;
+        insert_events(&mut tx, events, turn).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn events(&self, conversation_id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError> {
+        let rows =
+            sqlx::query("SELECT seq, created_at, body FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq")
+                .bind(conversation_id)
+                .bind(after_seq as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Event {
+                    conversation_id: conversation_id.to_owned(),
+                    seq: row.try_get::<i64, _>("seq")? as u64,
+                    created_at: row.try_get("created_at")?,
+                    body: from_json(&row.try_get::<String, _>("body")?)?,
+                })
+            })
+            .collect()
+    }
+}

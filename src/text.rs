@@ -1,0 +1,69 @@
+//! Text normalisation shared by the knowledge base, the dialogue policy and the intent model: one place decides
+//! what "the same words" means (case, accents, punctuation, whitespace).
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Lowercase, accents folded ("één" -> "een"), punctuation and symbols turned into single spaces, trimmed.
+/// Keeps letters and digits of every script; emoji and symbols become separators.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.nfkd().filter(|c| !is_combining_mark(*c)) {
+        if c.is_alphanumeric() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.extend(c.to_lowercase());
+        } else if c == '\'' || c == '\u{2019}' {
+            // "m'n", "don't": keep words whole rather than splitting off a lone letter.
+            continue;
+        } else {
+            pending_space = true;
+        }
+    }
+    out
+}
+
+/// The normalised words of `text`.
+pub fn words(text: &str) -> Vec<String> {
+    normalize(text).split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+/// Cuts `text` to at most `max_chars` characters, at the end of a sentence when one ends in the second half of
+/// the allowed length, else at a word boundary, and marks the cut with an ellipsis.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    if max_chars == 0 || text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let budget: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    let sentence_end = budget.rfind(['.', '!', '?']).filter(|&i| i >= budget.len() / 2);
+    if let Some(end) = sentence_end {
+        return budget[..=end].to_owned();
+    }
+    let cut = budget.rfind(' ').unwrap_or(budget.len());
+    format!("{}…", budget[..cut].trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_case_accents_and_punctuation() {
+        assert_eq!(normalize("  Één   VRAAG?!  Café-bezoek "), "een vraag cafe bezoek");
+        assert_eq!(normalize("Waar is m'n pakket??"), "waar is mn pakket");
+        assert_eq!(normalize("🙂🙂"), "");
+        assert_eq!(words("Hallo, hoe gaat het?"), vec!["hallo", "hoe", "gaat", "het"]);
+    }
+
+    #[test]
+    fn shorten_prefers_sentence_boundaries() {
+        let text = "First sentence here. Second sentence is rather long and goes on.";
+        assert_eq!(shorten(text, 30), "First sentence here.");
+        assert_eq!(shorten("one two three four", 10), "one two…");
+        assert_eq!(shorten("short", 10), "short");
+        assert!(shorten(&"x".repeat(50), 10).chars().count() <= 10);
+    }
+}

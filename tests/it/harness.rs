@@ -1,0 +1,106 @@
+//! Starts a loket server on a pre-bound loopback listener with its own data directory and hands out clients.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use loket::App;
+use loket::config::Config;
+use loket::server::pb::chat_service_client::ChatServiceClient;
+use loket::server::pb::{self, SendMessageResponse, StartConversationResponse};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub fn knowledge_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base")
+}
+
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.knowledge.dir = knowledge_dir();
+    config.storage.data_dir = data_dir.to_owned();
+    config
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Serves `config` on 127.0.0.1 with an OS-chosen port.
+    pub async fn start(config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let app = App::build(config).await.expect("app builds");
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestServer { addr, shutdown: Some(tx), handle }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connect")
+    }
+
+    pub async fn chat(&self) -> ChatServiceClient<Channel> {
+        ChatServiceClient::new(self.channel().await)
+    }
+
+    /// Stops the server and waits until it has drained.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.handle).await.expect("server task");
+    }
+}
+
+/// A server on a fresh temporary data directory (kept alive by the returned guard).
+pub async fn fresh_server() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(test_config(dir.path())).await;
+    (server, dir)
+}
+
+pub async fn start_conversation(chat: &mut ChatServiceClient<Channel>, language: &str) -> StartConversationResponse {
+    chat.start_conversation(pb::StartConversationRequest {
+        customer_id: "customer-1".into(),
+        tier: pb::SupportTier::Standard.into(),
+        channel: pb::Channel::Chat.into(),
+        language: language.into(),
+        metadata: Default::default(),
+    })
+    .await
+    .expect("start conversation")
+    .into_inner()
+}
+
+pub fn conversation_id(started: &StartConversationResponse) -> String {
+    started.conversation.as_ref().unwrap().conversation_id.clone()
+}
+
+pub async fn send(chat: &mut ChatServiceClient<Channel>, conversation_id: &str, text: &str) -> SendMessageResponse {
+    chat.send_message(pb::SendMessageRequest {
+        conversation_id: conversation_id.into(),
+        text: text.into(),
+        client_message_id: String::new(),
+    })
+    .await
+    .unwrap_or_else(|status| panic!("send {text:?}: {status}"))
+    .into_inner()
+}
+
+pub fn kind(response: &SendMessageResponse) -> pb::DecisionKind {
+    response.decision.as_ref().unwrap().kind()
+}
+
+pub fn top_faq(response: &SendMessageResponse) -> String {
+    response.decision.as_ref().unwrap().faq_matches.first().map(|m| m.faq_id.clone()).unwrap_or_default()
+}

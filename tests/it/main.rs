@@ -1,0 +1,7 @@
+//! Integration tests: a real loket server on an ephemeral loopback port, driven through real tonic clients.
+
+mod chat;
+mod evaluation;
+mod harness;
+mod invalid;
+mod persistence;
