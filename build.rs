@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/loket/v1/chat.proto"];
+    let protos = ["proto/loket/v1/chat.proto", "proto/loket/v1/agent.proto"];
     // tonic-prost-build prints no rerun-if-changed lines (grpc-rust#2511): without these every change to any
     // file in the package would re-run this script.
     println!("cargo:rerun-if-changed=proto");

@@ -27,6 +27,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub limits: LimitsConfig,
     pub channels: ChannelsConfig,
+    pub handoff: HandoffConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +80,8 @@ pub struct PolicyConfig {
     pub languages: BTreeMap<String, PolicyOverride>,
     /// Shifts added to `answer_min_score` per support tier: positive means a human sooner.
     pub tier_shift: TierShift,
+    /// FAQ categories a person always handles: a match hands off instead of answering.
+    pub always_human_categories: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -117,6 +120,69 @@ pub struct ChannelsConfig {
     pub chat_max_chars: usize,
 }
 
+/// Routing of hand-offs to agents, office hours and waiting.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoffConfig {
+    /// Skill for hand-offs without a known topic.
+    pub default_skill: String,
+    /// Expected wait told to the customer while no claim times have been measured for a skill, in seconds.
+    pub default_expected_wait_secs: u64,
+    /// How many recent claims the expected wait is estimated from (their median).
+    pub wait_sample: u32,
+    /// Office hours of every skill without its own entry in `skill_hours`.
+    pub office_hours: OfficeHoursConfig,
+    /// Office hours per skill (key: skill).
+    pub skill_hours: BTreeMap<String, OfficeHoursConfig>,
+}
+
+/// A weekly schedule in a time zone, with dates on which it is closed all day.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfficeHoursConfig {
+    /// IANA time zone name.
+    pub timezone: String,
+    /// Opening hours per weekday as "HH:MM-HH:MM" ranges; an empty list is closed all day. "00:00-24:00" is all day.
+    pub monday: Vec<String>,
+    pub tuesday: Vec<String>,
+    pub wednesday: Vec<String>,
+    pub thursday: Vec<String>,
+    pub friday: Vec<String>,
+    pub saturday: Vec<String>,
+    pub sunday: Vec<String>,
+    /// Dates ("YYYY-MM-DD") on which nobody is available.
+    pub closed_dates: Vec<String>,
+}
+
+impl Default for HandoffConfig {
+    fn default() -> Self {
+        Self {
+            default_skill: "general".into(),
+            default_expected_wait_secs: 120,
+            wait_sample: 20,
+            office_hours: OfficeHoursConfig::default(),
+            skill_hours: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for OfficeHoursConfig {
+    fn default() -> Self {
+        let weekday = || vec!["08:00-20:00".to_string()];
+        Self {
+            timezone: "Europe/Amsterdam".into(),
+            monday: weekday(),
+            tuesday: weekday(),
+            wednesday: weekday(),
+            thursday: weekday(),
+            friday: weekday(),
+            saturday: vec!["09:00-17:00".into()],
+            sunday: Vec::new(),
+            closed_dates: vec!["2026-12-25".into(), "2026-12-26".into(), "2027-01-01".into()],
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
@@ -152,6 +218,7 @@ impl Default for PolicyConfig {
             max_failed_turns: 2,
             languages: BTreeMap::new(),
             tier_shift: TierShift::default(),
+            always_human_categories: Vec::new(),
         }
     }
 }
@@ -218,6 +285,8 @@ impl Config {
                 return invalid(&format!("policy.languages.{code}"), "not a supported language");
             }
         }
+        crate::handoff::Schedules::from_config(&self.handoff)
+            .map_err(|reason| ConfigError::Invalid { key: "handoff.office_hours".into(), reason })?;
         if self.limits.max_message_bytes == 0 {
             return invalid("limits.max_message_bytes", "must be positive");
         }

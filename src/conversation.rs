@@ -46,7 +46,17 @@ named_enum!(
 );
 named_enum!(
     /// Why a conversation went to a human.
-    HandoffReason { CustomerRequest => "customer_request", LowConfidence => "low_confidence", RepeatedFailure => "repeated_failure" }
+    HandoffReason {
+        CustomerRequest => "customer_request",
+        LowConfidence => "low_confidence",
+        RepeatedFailure => "repeated_failure",
+        Frustration => "frustration",
+        AlwaysHuman => "always_human",
+    }
+);
+named_enum!(
+    /// Where a hand-off is in its life.
+    HandoffState { Queued => "queued", Claimed => "claimed", Resolved => "resolved" }
 );
 
 impl State {
@@ -86,6 +96,12 @@ pub struct DialogueMemory {
     /// Bot turns in a row that did not answer.
     #[serde(default)]
     pub failed_turns: u32,
+    /// The customer's first message, for the hand-off summary.
+    #[serde(default)]
+    pub first_ask: Option<String>,
+    /// The skill of the most recent FAQ topic the customer asked about, for routing a later hand-off.
+    #[serde(default)]
+    pub last_skill: Option<String>,
 }
 
 /// One event of a conversation: a message or a state change. Events are numbered per conversation.
@@ -146,6 +162,52 @@ pub struct FaqMatch {
 pub struct IntentScore {
     pub intent: String,
     pub confidence: f32,
+}
+
+/// A conversation handed to a person: the package an agent acts on, and its life in the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub id: String,
+    pub conversation_id: String,
+    pub state: HandoffState,
+    pub reason: HandoffReason,
+    pub reason_detail: String,
+    pub skill: String,
+    /// Higher is more urgent (tier, frustration).
+    pub priority: i32,
+    pub language: String,
+    pub channel: Channel,
+    pub customer_id: String,
+    pub tier: Tier,
+    pub first_ask: String,
+    pub last_message: String,
+    pub intents: Vec<IntentScore>,
+    pub faq_candidates: Vec<FaqMatch>,
+    /// Opened outside office hours: a callback ticket.
+    pub callback: bool,
+    pub expected_pickup_at: i64,
+    pub agent_id: Option<String>,
+    pub notes: Vec<String>,
+    pub created_at: i64,
+    /// The first claim; the wait until it is the KPI "wait until an agent picks up".
+    pub claimed_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub rating: Option<Rating>,
+}
+
+impl Handoff {
+    /// Milliseconds from hand-off to first claim.
+    pub fn wait_millis(&self) -> Option<i64> {
+        self.claimed_at.map(|claimed| claimed - self.created_at)
+    }
+}
+
+/// The customer's satisfaction rating after a resolved hand-off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    pub score: u8,
+    pub comment: String,
+    pub created_at: i64,
 }
 
 /// The outcome of one `SendMessage`: stored with the customer message so a retry replays it exactly.

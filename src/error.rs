@@ -13,6 +13,9 @@ pub enum Error {
     /// The request is valid but the target is in the wrong state (for example a message to an ended conversation).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The thing to create exists already (for example a second rating).
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
 }

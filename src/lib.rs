@@ -10,6 +10,7 @@ pub mod config;
 pub mod conversation;
 pub mod dialogue;
 pub mod error;
+pub mod handoff;
 pub mod knowledge;
 pub mod server;
 pub mod store;
@@ -53,7 +54,7 @@ impl App {
             "knowledge base loaded"
         );
         let config = Arc::new(config);
-        let dialogue = Arc::new(Dialogue::new(store, Arc::new(knowledge), Arc::clone(&config), clock));
+        let dialogue = Arc::new(Dialogue::new(store, Arc::new(knowledge), Arc::clone(&config), clock)?);
         Ok(App { config, dialogue })
     }
 

@@ -18,14 +18,15 @@ pub use events::EventHub;
 pub use policy::{Outcome, Policy, Reply, TurnInput};
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::conversation::{
     Author, Channel, Conversation, Decision, DecisionKind, DialogueMemory, Event, EventBody, HandoffReason, Message,
     State, StateChange, Tier, Turn,
 };
 use crate::error::{Error, Result};
+use crate::handoff::{self, QueueEventKind, QueueHub, Schedules};
 use crate::knowledge::Knowledge;
-use crate::store::{Store, StoreError};
+use crate::store::{Commit, Store, StoreError};
 
 /// What a front-end gives to start a conversation.
 #[derive(Debug, Clone, Default)]
@@ -51,14 +52,65 @@ pub struct Dialogue {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     hub: EventHub,
+    queue: QueueHub,
+    schedules: Schedules,
     /// One lock per conversation being handled, so its messages are decided and numbered one at a time.
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl Dialogue {
-    pub fn new(store: Arc<dyn Store>, knowledge: Arc<Knowledge>, config: Arc<Config>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        knowledge: Arc<Knowledge>,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
         let policy = Policy::new(config.policy.clone(), config.channels.clone());
-        Self { store, knowledge, policy, config, clock, hub: EventHub::default(), locks: Mutex::default() }
+        let schedules = Schedules::from_config(&config.handoff)
+            .map_err(|reason| ConfigError::Invalid { key: "handoff.office_hours".into(), reason })?;
+        Ok(Self {
+            store,
+            knowledge,
+            policy,
+            config,
+            clock,
+            hub: EventHub::default(),
+            queue: QueueHub::default(),
+            schedules,
+            locks: Mutex::default(),
+        })
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    pub(crate) fn queue(&self) -> &QueueHub {
+        &self.queue
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    pub(crate) fn publish(&self, events: &[Event]) {
+        self.hub.publish(events);
+    }
+
+    /// A message text must have content and fit the configured limit.
+    pub(crate) fn check_text(&self, text: &str) -> Result<()> {
+        if text.trim().is_empty() {
+            return Err(Error::invalid("text", "is empty"));
+        }
+        self.check_text_limit("text", text)
+    }
+
+    pub(crate) fn check_text_limit(&self, field: &'static str, text: &str) -> Result<()> {
+        let limit = self.config.limits.max_message_bytes;
+        if text.len() > limit {
+            return Err(Error::invalid(field, format!("longer than {limit} bytes")));
+        }
+        Ok(())
     }
 
     pub fn knowledge(&self) -> &Knowledge {
@@ -104,7 +156,7 @@ impl Dialogue {
         let greeting_text = self.knowledge.base.locale(&conversation.language).greeting.clone();
         let greeting_body = bot_message(greeting_text, &conversation.language, None);
         let greeting = self.next_event(&mut conversation, greeting_body);
-        self.store.create_conversation(&conversation, std::slice::from_ref(&greeting)).await?;
+        self.store.commit(Commit::new(&conversation, std::slice::from_ref(&greeting))).await?;
         info!(conversation_id = %conversation.id, tier = conversation.tier.as_str(), channel = conversation.channel.as_str(), language = %conversation.language, "conversation started");
         Ok((conversation, greeting))
     }
@@ -117,12 +169,7 @@ impl Dialogue {
     ) -> Result<SendOutcome> {
         let started = std::time::Instant::now();
         let limits = &self.config.limits;
-        if text.trim().is_empty() {
-            return Err(Error::invalid("text", "is empty"));
-        }
-        if text.len() > limits.max_message_bytes {
-            return Err(Error::invalid("text", format!("longer than {} bytes", limits.max_message_bytes)));
-        }
+        self.check_text(text)?;
         let client_message_id = client_message_id.map(str::trim).filter(|id| !id.is_empty());
         if client_message_id.is_some_and(|id| id.len() > limits.max_id_bytes) {
             return Err(Error::invalid("client_message_id", format!("longer than {} bytes", limits.max_id_bytes)));
@@ -152,6 +199,7 @@ impl Dialogue {
         };
         let message = self.next_event(&mut conversation, EventBody::Message(customer));
         let mut events = vec![message.clone()];
+        let mut opened = None;
         let (decision, replies) = if conversation.state.human_owned() {
             (silent_decision(&language), Vec::new())
         } else {
@@ -166,8 +214,28 @@ impl Dialogue {
                 },
             );
             conversation.memory = outcome.memory;
-            let replies: Vec<Event> = outcome
-                .replies
+            let mut texts = outcome.replies;
+            if outcome.decision.handoff_reason.is_some() {
+                let locale = self.knowledge.base.locale(&language);
+                let opening = handoff::open(
+                    &*self.store,
+                    &self.config.handoff,
+                    &self.schedules,
+                    locale,
+                    &conversation,
+                    &outcome.decision,
+                    text,
+                    conversation.updated_at,
+                )
+                .await?;
+                // One message, not a hand-off notice stacked on an out-of-office notice.
+                if let Some(last) = texts.last_mut() {
+                    let joined = format!("{} {}", last.text, opening.notice);
+                    last.text = crate::text::shorten(&joined, self.policy.reply_limit(conversation.channel));
+                }
+                opened = Some(opening.handoff);
+            }
+            let replies: Vec<Event> = texts
                 .into_iter()
                 .map(|reply| self.next_event(&mut conversation, bot_message(reply.text, &language, reply.faq_id)))
                 .collect();
@@ -183,7 +251,12 @@ impl Dialogue {
             (outcome.decision, replies)
         };
         let turn = Turn { message, replies, decision, state: conversation.state };
-        match self.store.append(&conversation, &events, Some(&turn)).await {
+        let commit = Commit {
+            turn: Some(&turn),
+            handoff: opened.as_ref().map(|h| (h, None)),
+            ..Commit::new(&conversation, &events)
+        };
+        match self.store.commit(commit).await {
             Ok(()) => {}
             // Another replica or a racing retry stored the same client message first: answer as it did.
             Err(StoreError::DuplicateClientMessage) => {
@@ -197,6 +270,15 @@ impl Dialogue {
             Err(e) => return Err(e.into()),
         }
         self.hub.publish(&events);
+        if let Some(handoff) = opened {
+            info!(conversation_id, handoff_id = %handoff.id, skill = %handoff.skill, reason = handoff.reason.as_str(), callback = handoff.callback, "handed off");
+            // The hand-off is committed; failing to build the package for live watchers loses nothing,
+            // as they see it on their next snapshot.
+            match handoff::package(&*self.store, handoff).await {
+                Ok(package) => self.queue.publish(QueueEventKind::New, package),
+                Err(error) => tracing::warn!(%error, "hand-off package for watchers failed"),
+            }
+        }
         info!(
             conversation_id,
             decision = turn.decision.kind.as_str(),
@@ -227,7 +309,7 @@ impl Dialogue {
         let goodbye = self.next_event(&mut conversation, bot_message(farewell, &language, None));
         let ended = self.change_state(&mut conversation, State::Ended, None, "ended by the front-end");
         let events = [goodbye, ended];
-        self.store.append(&conversation, &events, None).await?;
+        self.store.commit(Commit::new(&conversation, &events)).await?;
         self.hub.publish(&events);
         info!(conversation_id, "conversation ended");
         drop(_guard);
@@ -274,7 +356,7 @@ impl Dialogue {
         })
     }
 
-    async fn conversation(&self, id: &str) -> Result<Conversation> {
+    pub(crate) async fn conversation(&self, id: &str) -> Result<Conversation> {
         self.store.conversation(id).await?.ok_or_else(|| Error::NotFound { what: "conversation", id: id.to_owned() })
     }
 
@@ -296,7 +378,7 @@ impl Dialogue {
         self.knowledge.index.detect_language(text).unwrap_or_else(|| conversation.language.clone())
     }
 
-    fn lock(&self, conversation_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn lock(&self, conversation_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(lock) = locks.get(conversation_id).and_then(Weak::upgrade) {
             return lock;
@@ -308,7 +390,7 @@ impl Dialogue {
         lock
     }
 
-    fn next_event(&self, conversation: &mut Conversation, body: EventBody) -> Event {
+    pub(crate) fn next_event(&self, conversation: &mut Conversation, body: EventBody) -> Event {
         conversation.last_seq += 1;
         Event {
             conversation_id: conversation.id.clone(),
@@ -318,7 +400,7 @@ impl Dialogue {
         }
     }
 
-    fn change_state(
+    pub(crate) fn change_state(
         &self,
         conversation: &mut Conversation,
         to: State,
@@ -331,7 +413,7 @@ impl Dialogue {
     }
 }
 
-fn bot_message(text: String, language: &str, faq_id: Option<String>) -> EventBody {
+pub(crate) fn bot_message(text: String, language: &str, faq_id: Option<String>) -> EventBody {
     EventBody::Message(Message {
         id: uuid::Uuid::new_v4().to_string(),
         author: Author::Bot,

@@ -6,6 +6,9 @@ use crate::conversation::{Channel, Decision, DecisionKind, DialogueMemory, FaqMa
 use crate::knowledge::{Faq, Knowledge, SearchHit, chosen_option};
 use crate::text::{normalize, shorten};
 
+/// Longest first question kept for a hand-off summary.
+const MAX_SUMMARY_CHARS: usize = 500;
+
 /// What the policy was asked about.
 pub struct TurnInput<'a> {
     pub text: &'a str,
@@ -62,39 +65,50 @@ impl Policy {
         }
     }
 
+    /// Longest reply on a channel, in characters (0: no limit).
+    pub fn reply_limit(&self, channel: Channel) -> usize {
+        match channel {
+            Channel::Social => self.channels.social_max_chars,
+            Channel::Chat | Channel::Messaging => self.channels.chat_max_chars,
+            Channel::Email | Channel::Phone => 0,
+        }
+    }
+
     pub fn decide(&self, knowledge: &Knowledge, input: &TurnInput<'_>) -> Outcome {
         let locale = knowledge.base.locale(input.language);
         let normalized = normalize(input.text);
         let mut turn = Draft::new(input.language);
 
-        if locale.asks_for_human(&normalized) {
-            turn.handoff(HandoffReason::CustomerRequest, "the customer asked for a person");
-            turn.say(&locale.replies.handoff_requested, None);
-            return self.finish(turn, input, DialogueMemory::default());
-        }
         let pending = &input.memory.pending_options;
-        if let Some(choice) = chosen_option(&normalized, pending.len())
-            && let Some(faq) = knowledge.base.faq(&pending[choice])
-        {
-            turn.kind = DecisionKind::Answer;
-            turn.explanation = format!("the customer chose option {} of the clarifying question", choice + 1);
-            turn.matches.push(faq_match(faq, input.language, 1.0));
-            turn.say(&faq.translations[input.language].answer, Some(&faq.id));
-            return self.finish(turn, input, DialogueMemory::default());
-        }
-        if let Some(kind) = locale.small_talk(&normalized) {
-            turn.kind = DecisionKind::SmallTalk;
-            turn.explanation = format!("small talk: {kind:?}").to_lowercase();
-            turn.say(locale.small_talk_reply(kind), None);
-            return self.finish(turn, input, input.memory.clone());
+        if !locale.asks_for_human(&normalized) {
+            if let Some(choice) = chosen_option(&normalized, pending.len())
+                && let Some(faq) = knowledge.base.faq(&pending[choice])
+            {
+                turn.kind = DecisionKind::Answer;
+                turn.explanation = format!("the customer chose option {} of the clarifying question", choice + 1);
+                turn.matches.push(faq_match(faq, input.language, 1.0));
+                turn.skill = Some(faq.skill.clone());
+                turn.say(&faq.translations[input.language].answer, Some(&faq.id));
+                return self.finish(turn, input, DialogueMemory::default());
+            }
+            if let Some(kind) = locale.small_talk(&normalized) {
+                turn.kind = DecisionKind::SmallTalk;
+                turn.explanation = format!("small talk: {kind:?}").to_lowercase();
+                turn.say(locale.small_talk_reply(kind), None);
+                return self.finish(turn, input, input.memory.clone());
+            }
         }
 
+        // Every other path searches: a hand-off needs the evidence for its routing and its package too.
         let found = knowledge.index.search(input.text, input.language, self.config.evidence_matches.max(2));
         turn.matches =
             found.hits.iter().map(|h| faq_match(&knowledge.base.faqs[h.faq], input.language, h.score)).collect();
         let limits = self.thresholds(input.language, input.tier);
         let top = found.hits.first().map_or(0.0, |h| h.score);
         let runner_up = found.hits.get(1).map_or(0.0, |h| h.score);
+        if top >= limits.clarify_min_score {
+            turn.skill = Some(knowledge.base.faqs[found.hits[0].faq].skill.clone());
+        }
         turn.explanation = format!(
             "best match {top:.2}, runner-up {runner_up:.2}; answer needs {:.2} with a lead of {:.2}",
             limits.answer_min_score, limits.answer_min_margin
@@ -104,8 +118,32 @@ impl Policy {
             turn.explanation.push_str(&format!("; corrected {}", fixed.join(", ")));
         }
 
+        // Humans stay reachable: asking for one is never argued with.
+        if locale.asks_for_human(&normalized) {
+            // "I want a person" names no topic: route by what the conversation was about, if anything.
+            if input.memory.last_skill.is_some() {
+                turn.skill = input.memory.last_skill.clone();
+            }
+            turn.handoff(HandoffReason::CustomerRequest, "the customer asked for a person");
+            turn.say(&locale.replies.handoff_requested, None);
+            return self.finish(turn, input, DialogueMemory::default());
+        }
+        if locale.sounds_frustrated(input.text, &normalized) {
+            turn.handoff(HandoffReason::Frustration, "the customer sounds frustrated");
+            turn.say(&locale.replies.handoff_frustrated, None);
+            return self.finish(turn, input, DialogueMemory::default());
+        }
+
         if top >= limits.answer_min_score && top - runner_up >= limits.answer_min_margin {
             let faq = &knowledge.base.faqs[found.hits[0].faq];
+            if self.config.always_human_categories.contains(&faq.category) {
+                turn.handoff(
+                    HandoffReason::AlwaysHuman,
+                    &format!("category {} is always handled by a person", faq.category),
+                );
+                turn.say(&locale.replies.handoff_specialist, None);
+                return self.finish(turn, input, DialogueMemory::default());
+            }
             turn.kind = DecisionKind::Answer;
             turn.say(&faq.translations[input.language].answer, Some(&faq.id));
             return self.finish(turn, input, DialogueMemory::default());
@@ -128,7 +166,8 @@ impl Policy {
             text.push_str(&locale.replies.clarify_hint);
             turn.say(&text, None);
             turn.clarify_options = options.iter().map(|h| knowledge.base.faqs[h.faq].id.clone()).collect();
-            let memory = DialogueMemory { pending_options: turn.clarify_options.clone(), failed_turns };
+            let memory =
+                DialogueMemory { pending_options: turn.clarify_options.clone(), failed_turns, ..Default::default() };
             return self.finish(turn, input, memory);
         }
         let (reason, detail) = if clarified_before {
@@ -142,12 +181,12 @@ impl Policy {
     }
 
     /// Shapes the replies for the channel and seals the outcome.
-    fn finish(&self, turn: Draft, input: &TurnInput<'_>, memory: DialogueMemory) -> Outcome {
-        let limit = match input.channel {
-            Channel::Social => self.channels.social_max_chars,
-            Channel::Chat | Channel::Messaging => self.channels.chat_max_chars,
-            Channel::Email | Channel::Phone => 0,
-        };
+    fn finish(&self, turn: Draft, input: &TurnInput<'_>, mut memory: DialogueMemory) -> Outcome {
+        let limit = self.reply_limit(input.channel);
+        let asked = turn.kind != DecisionKind::SmallTalk;
+        memory.first_ask =
+            input.memory.first_ask.clone().or_else(|| asked.then(|| shorten(input.text.trim(), MAX_SUMMARY_CHARS)));
+        memory.last_skill = turn.skill.clone().or_else(|| input.memory.last_skill.clone());
         let replies = turn.replies.into_iter().map(|r| Reply { text: shorten(&r.text, limit), ..r }).collect();
         let mut matches = turn.matches;
         matches.truncate(self.config.evidence_matches);
@@ -170,6 +209,8 @@ impl Policy {
 /// The decision under construction.
 struct Draft {
     language: String,
+    /// The skill of the topic the message is about, when one matched well enough to tell.
+    skill: Option<String>,
     kind: DecisionKind,
     explanation: String,
     matches: Vec<FaqMatch>,
@@ -182,6 +223,7 @@ impl Draft {
     fn new(language: &str) -> Self {
         Draft {
             language: language.to_owned(),
+            skill: None,
             kind: DecisionKind::Handoff,
             explanation: String::new(),
             matches: Vec::new(),

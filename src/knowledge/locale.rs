@@ -35,6 +35,14 @@ pub struct Locale {
     pub small_talk: SmallTalkPhrases,
     /// Phrases that mean "I want a person"; any one of them in a message hands off at once.
     pub human_request: Vec<String>,
+    /// Phrases that signal frustration or anger; such a message goes to a person sooner.
+    #[serde(default)]
+    pub frustration: Vec<String>,
+    /// Weekday names, Monday first, for telling when a person will reply.
+    pub weekdays: Vec<String>,
+    /// "today" and "tomorrow" in this language.
+    pub today: String,
+    pub tomorrow: String,
     /// Words that may surround small talk without making it a question ("hoor", "nog", "very").
     #[serde(default)]
     pub filler: Vec<String>,
@@ -66,6 +74,18 @@ pub struct Replies {
     pub handoff_requested: String,
     /// The bot could not answer with confidence.
     pub handoff_unsure: String,
+    /// The customer is frustrated: acknowledge, then hand off.
+    pub handoff_frustrated: String,
+    /// The topic is always handled by a person.
+    pub handoff_specialist: String,
+    /// Appended to a hand-off message within office hours: `{position}` and `{minutes}`.
+    pub queue_position: String,
+    /// Appended to a hand-off message outside office hours: `{when}` (for example "maandag om 08:00").
+    pub out_of_hours: String,
+    /// `{day}` and `{time}` of the next opening, as used in `{when}`.
+    pub when: String,
+    /// Sent by the bot when an agent resolved the conversation.
+    pub rating_question: String,
     /// The conversation was ended.
     pub ended: String,
 }
@@ -86,6 +106,9 @@ impl Locale {
         let locale: Locale = serde_norway::from_str(&text).map_err(|e| yaml_problem(path, &e))?;
         if locale.language != language {
             return Err(problem(1, format!("language is {:?}, expected {language:?}", locale.language)));
+        }
+        if locale.weekdays.len() != 7 {
+            return Err(problem(0, "weekdays: needs 7 names, Monday first".into()));
         }
         if locale.stemmer_language().is_none() {
             return Err(problem(0, format!("unknown stemmer {:?}", locale.stemmer)));
@@ -143,6 +166,26 @@ impl Locale {
         let (_, kind) = first?;
         let filler: Vec<String> = self.filler.iter().map(|w| normalize(w)).collect();
         rest.split_whitespace().all(|word| filler.iter().any(|f| f == word)).then_some(kind)
+    }
+
+    /// Whether the message sounds frustrated or angry: a listed phrase, three exclamation marks, or shouting.
+    pub fn sounds_frustrated(&self, text: &str, normalized: &str) -> bool {
+        let padded = format!(" {normalized} ");
+        let phrase = self.frustration.iter().any(|p| padded.contains(&format!(" {} ", normalize(p))));
+        let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
+        let upper = letters.iter().filter(|c| c.is_uppercase()).count();
+        let shouting = letters.len() >= 12 && upper * 10 >= letters.len() * 8;
+        phrase || text.matches('!').count() >= 3 || shouting
+    }
+
+    /// "maandag om 08:00", "vandaag om 14:00": when a person will reply.
+    pub fn describe_when(&self, weekday: usize, days_ahead: i64, time: &str) -> String {
+        let day = match days_ahead {
+            0 => self.today.clone(),
+            1 => self.tomorrow.clone(),
+            _ => self.weekdays.get(weekday).cloned().unwrap_or_default(),
+        };
+        self.replies.when.replace("{day}", &day).replace("{time}", time)
     }
 
     /// The reply to a small-talk message.

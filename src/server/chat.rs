@@ -10,14 +10,16 @@ use super::convert::{channel_from_pb, conversation_to_pb, event_to_pb, message_t
 use super::pb;
 use super::status::status_of;
 use crate::dialogue::{Dialogue, StartConversation};
+use crate::handoff::Desk;
 
 pub struct ChatApi {
     dialogue: Arc<Dialogue>,
+    desk: Arc<Desk>,
 }
 
 impl ChatApi {
-    pub fn new(dialogue: Arc<Dialogue>) -> Self {
-        Self { dialogue }
+    pub fn new(dialogue: Arc<Dialogue>, desk: Arc<Desk>) -> Self {
+        Self { dialogue, desk }
     }
 }
 
@@ -81,5 +83,14 @@ impl pb::chat_service_server::ChatService for ChatApi {
         let pb::EndConversationRequest { conversation_id } = request.into_inner();
         let (conversation, events) = self.dialogue.end(&conversation_id).await.map_err(status_of)?;
         Ok(Response::new(conversation_to_pb(&conversation, &events)))
+    }
+
+    async fn rate_conversation(
+        &self,
+        request: Request<pb::RateConversationRequest>,
+    ) -> Result<Response<pb::RateConversationResponse>, Status> {
+        let pb::RateConversationRequest { conversation_id, score, comment } = request.into_inner();
+        let handoff = self.desk.rate(&conversation_id, score, &comment).await.map_err(status_of)?;
+        Ok(Response::new(pb::RateConversationResponse { handoff_id: handoff.id }))
     }
 }

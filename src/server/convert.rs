@@ -5,7 +5,8 @@ use tonic::Status;
 
 use super::pb;
 use crate::conversation::{
-    Author, Channel, Conversation, Decision, DecisionKind, Event, EventBody, HandoffReason, State, Tier,
+    Author, Channel, Conversation, Decision, DecisionKind, Event, EventBody, FaqMatch, HandoffReason, IntentScore,
+    State, Tier,
 };
 use crate::dialogue::SendOutcome;
 use crate::error::Error;
@@ -37,7 +38,7 @@ pub fn channel_from_pb(value: i32) -> Result<Option<Channel>, Status> {
     }
 }
 
-fn tier_to_pb(tier: Tier) -> pb::SupportTier {
+pub fn tier_to_pb(tier: Tier) -> pb::SupportTier {
     match tier {
         Tier::Basic => pb::SupportTier::Basic,
         Tier::Standard => pb::SupportTier::Standard,
@@ -45,7 +46,7 @@ fn tier_to_pb(tier: Tier) -> pb::SupportTier {
     }
 }
 
-fn channel_to_pb(channel: Channel) -> pb::Channel {
+pub fn channel_to_pb(channel: Channel) -> pb::Channel {
     match channel {
         Channel::Chat => pb::Channel::Chat,
         Channel::Email => pb::Channel::Email,
@@ -55,7 +56,7 @@ fn channel_to_pb(channel: Channel) -> pb::Channel {
     }
 }
 
-fn state_to_pb(state: State) -> pb::ConversationState {
+pub fn state_to_pb(state: State) -> pb::ConversationState {
     match state {
         State::Bot => pb::ConversationState::Bot,
         State::Queued => pb::ConversationState::Queued,
@@ -84,12 +85,14 @@ fn decision_kind_to_pb(kind: DecisionKind) -> pb::DecisionKind {
     }
 }
 
-fn handoff_reason_to_pb(reason: Option<HandoffReason>) -> pb::HandoffReason {
+pub fn handoff_reason_to_pb(reason: Option<HandoffReason>) -> pb::HandoffReason {
     match reason {
         None => pb::HandoffReason::Unspecified,
         Some(HandoffReason::CustomerRequest) => pb::HandoffReason::CustomerRequest,
         Some(HandoffReason::LowConfidence) => pb::HandoffReason::LowConfidence,
         Some(HandoffReason::RepeatedFailure) => pb::HandoffReason::RepeatedFailure,
+        Some(HandoffReason::Frustration) => pb::HandoffReason::Frustration,
+        Some(HandoffReason::AlwaysHuman) => pb::HandoffReason::AlwaysHuman,
     }
 }
 
@@ -148,26 +151,26 @@ pub fn conversation_to_pb(conversation: &Conversation, events: &[Event]) -> pb::
     }
 }
 
+pub fn faq_match_to_pb(m: &FaqMatch) -> pb::FaqMatch {
+    pb::FaqMatch {
+        faq_id: m.faq_id.clone(),
+        category: m.category.clone(),
+        question: m.question.clone(),
+        score: m.score,
+    }
+}
+
+pub fn intent_to_pb(i: &IntentScore) -> pb::IntentScore {
+    pb::IntentScore { intent: i.intent.clone(), confidence: i.confidence }
+}
+
 fn decision_to_pb(decision: &Decision) -> pb::Decision {
     pb::Decision {
         kind: decision_kind_to_pb(decision.kind).into(),
         language: decision.language.clone(),
         explanation: decision.explanation.clone(),
-        faq_matches: decision
-            .faq_matches
-            .iter()
-            .map(|m| pb::FaqMatch {
-                faq_id: m.faq_id.clone(),
-                category: m.category.clone(),
-                question: m.question.clone(),
-                score: m.score,
-            })
-            .collect(),
-        intents: decision
-            .intents
-            .iter()
-            .map(|i| pb::IntentScore { intent: i.intent.clone(), confidence: i.confidence })
-            .collect(),
+        faq_matches: decision.faq_matches.iter().map(faq_match_to_pb).collect(),
+        intents: decision.intents.iter().map(intent_to_pb).collect(),
         clarify_options: decision.clarify_options.clone(),
         handoff_reason: handoff_reason_to_pb(decision.handoff_reason).into(),
     }

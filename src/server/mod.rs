@@ -1,6 +1,7 @@
 //! The gRPC transport: the only module that knows tonic and the generated types. Adapters validate, convert,
 //! call the domain and convert back; the domain never sees a `Status`.
 
+mod agent;
 mod chat;
 mod convert;
 mod status;
@@ -13,6 +14,7 @@ use tonic::transport::server::TcpIncoming;
 use tracing::info;
 
 use crate::dialogue::Dialogue;
+use crate::handoff::Desk;
 
 /// Generated protobuf types and service stubs of `loket.v1`.
 pub mod pb {
@@ -39,16 +41,21 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the compiled-in descriptor sets are valid");
-    let chat = pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue))
+    let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
+    let chat = pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue, Arc::clone(&desk)))
+        .max_decoding_message_size(MAX_DECODING_BYTES);
+    let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk))
         .max_decoding_message_size(MAX_DECODING_BYTES);
     // The knowledge base and model are loaded before we get here, so SERVING is true from the first request.
     health.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
+    health.set_serving::<pb::agent_service_server::AgentServiceServer<agent::AgentApi>>().await;
     let address = listener.local_addr().ok();
     info!(address = ?address, "serving gRPC");
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(chat)
+        .add_service(agent)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
 }

@@ -15,6 +15,7 @@ pub fn status_of(error: Error) -> Status {
         }
         Error::NotFound { what, id } => Status::not_found(format!("{what} {id:?} not found")),
         Error::FailedPrecondition(message) => Status::failed_precondition(message),
+        Error::AlreadyExists(message) => Status::already_exists(message),
         Error::Store(e) => {
             // Details stay in the log: they may contain paths or data the caller must not see.
             error!(error = %e, "storage failure");

@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 };
 use tokio::sync::Mutex;
 
-use super::{Store, StoreError};
-use crate::conversation::{Channel, Conversation, Event, EventBody, State, Tier, Turn};
+use super::{Commit, HandoffFilter, Store, StoreError};
+use crate::conversation::{Channel, Conversation, Event, EventBody, Handoff, HandoffState, State, Tier, Turn};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -149,10 +149,71 @@ async fn save_conversation(tx: &mut sqlx::SqliteConnection, c: &Conversation) ->
     Ok(())
 }
 
+async fn save_handoff(
+    tx: &mut sqlx::SqliteConnection,
+    handoff: &Handoff,
+    expected: Option<HandoffState>,
+) -> Result<(), StoreError> {
+    let record = to_json(handoff)?;
+    let rating = handoff.rating.as_ref().map(|r| i64::from(r.score));
+    let result =
+        match expected {
+            None => sqlx::query(
+                "INSERT INTO handoffs (id, conversation_id, customer_id, state, skill, priority, reason, created_at, \
+                 claimed_at, resolved_at, rating, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&handoff.id)
+            .bind(&handoff.conversation_id)
+            .bind(&handoff.customer_id)
+            .bind(handoff.state.as_str())
+            .bind(&handoff.skill)
+            .bind(handoff.priority)
+            .bind(handoff.reason.as_str())
+            .bind(handoff.created_at)
+            .bind(handoff.claimed_at)
+            .bind(handoff.resolved_at)
+            .bind(rating)
+            .bind(record)
+            .execute(&mut *tx)
+            .await?,
+            Some(expected) => sqlx::query(
+                "UPDATE handoffs SET state = ?, skill = ?, priority = ?, claimed_at = ?, resolved_at = ?, rating = ?, \
+                 record = ? WHERE id = ? AND state = ?",
+            )
+            .bind(handoff.state.as_str())
+            .bind(&handoff.skill)
+            .bind(handoff.priority)
+            .bind(handoff.claimed_at)
+            .bind(handoff.resolved_at)
+            .bind(rating)
+            .bind(record)
+            .bind(&handoff.id)
+            .bind(expected.as_str())
+            .execute(&mut *tx)
+            .await?,
+        };
+    if result.rows_affected() != 1 {
+        return Err(StoreError::Conflict);
+    }
+    Ok(())
+}
+
+fn handoffs_from_rows(rows: &[SqliteRow]) -> Result<Vec<Handoff>, StoreError> {
+    rows.iter().map(|row| from_json(&row.try_get::<String, _>("record")?)).collect()
+}
+
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_conversation(&self, conversation: &Conversation, events: &[Event]) -> Result<(), StoreError> {
-        self.append(conversation, events, None).await
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        let _write = self.write.lock().await;
+        let mut tx = self.pool.begin().await?;
+        save_conversation(&mut tx, commit.conversation).await?;
+        insert_events(&mut tx, commit.events, commit.turn).await?;
+        if let Some((handoff, expected)) = commit.handoff {
+            save_handoff(&mut tx, handoff, expected).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
@@ -175,20 +236,6 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn append(
-        &self,
-        conversation: &Conversation,
-        events: &[Event],
-        turn: Option<&Turn>,
-    ) -> Result<(), StoreError> {
-        let _write = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        save_conversation(&mut tx, conversation).await?;
-        insert_events(&mut tx, events, turn).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn events(&self, conversation_id: &str, after_seq: u64) -> Result<Vec<Event>, StoreError> {
         let rows =
             sqlx::query("SELECT seq, created_at, body FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq")
@@ -206,5 +253,73 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn conversations_of_customer(&self, customer_id: &str, limit: u32) -> Result<Vec<Conversation>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM conversations WHERE customer_id = ? ORDER BY created_at DESC LIMIT ?")
+            .bind(customer_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    async fn handoff(&self, id: &str) -> Result<Option<Handoff>, StoreError> {
+        let rows = sqlx::query("SELECT record FROM handoffs WHERE id = ?").bind(id).fetch_all(&self.pool).await?;
+        Ok(handoffs_from_rows(&rows)?.pop())
+    }
+
+    async fn latest_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT record FROM handoffs WHERE conversation_id = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(handoffs_from_rows(&rows)?.pop())
+    }
+
+    async fn handoffs(&self, filter: &HandoffFilter, offset: u64, limit: u32) -> Result<Vec<Handoff>, StoreError> {
+        // Skill lists are short; filtering them here keeps the SQL static for both backends.
+        let rows = sqlx::query(
+            "SELECT record, skill FROM handoffs WHERE (?1 IS NULL OR state = ?1) ORDER BY created_at DESC, id DESC",
+        )
+        .bind(filter.state.map(HandoffState::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .filter(|row| {
+                filter.skills.is_empty() || row.try_get::<String, _>("skill").is_ok_and(|s| filter.skills.contains(&s))
+            })
+            .skip(offset as usize)
+            .take(limit as usize)
+            .map(|row| from_json(&row.try_get::<String, _>("record")?))
+            .collect()
+    }
+
+    async fn queued_ahead(&self, skill: &str, priority: i32, created_at: i64) -> Result<u64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS ahead FROM handoffs WHERE state = 'queued' AND skill = ? \
+             AND (priority > ? OR (priority = ? AND created_at < ?))",
+        )
+        .bind(skill)
+        .bind(priority)
+        .bind(priority)
+        .bind(created_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("ahead")? as u64)
+    }
+
+    async fn recent_waits(&self, skill: &str, limit: u32) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT claimed_at - created_at AS wait FROM handoffs WHERE skill = ? AND claimed_at IS NOT NULL \
+             ORDER BY claimed_at DESC LIMIT ?",
+        )
+        .bind(skill)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get::<i64, _>("wait")?)).collect()
     }
 }

@@ -3,10 +3,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use loket::App;
+use loket::clock::ManualClock;
 use loket::config::Config;
+use loket::server::pb::agent_service_client::AgentServiceClient;
 use loket::server::pb::chat_service_client::ChatServiceClient;
 use loket::server::pb::{self, SendMessageResponse, StartConversationResponse};
+use loket::store::SqliteStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -22,8 +27,15 @@ pub fn test_config(data_dir: &Path) -> Config {
     config
 }
 
+/// Wednesday 2026-11-25 10:00 in Amsterdam: inside the default office hours.
+pub const WEDNESDAY_10AM: i64 = 1_795_597_200_000;
+/// Sunday 2026-11-29 12:00 in Amsterdam: closed.
+pub const SUNDAY_NOON: i64 = 1_795_950_000_000;
+
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's clock; tests advance it to make time pass.
+    pub clock: Arc<ManualClock>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<()>,
 }
@@ -31,9 +43,16 @@ pub struct TestServer {
 impl TestServer {
     /// Serves `config` on 127.0.0.1 with an OS-chosen port.
     pub async fn start(config: Config) -> TestServer {
+        Self::start_at(config, WEDNESDAY_10AM).await
+    }
+
+    /// Serves with the clock standing at `millis` (it moves only when the test advances it).
+    pub async fn start_at(config: Config, millis: i64) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
-        let app = App::build(config).await.expect("app builds");
+        let clock = Arc::new(ManualClock::new(millis));
+        let store = SqliteStore::open(&config.storage.data_dir).await.expect("open store");
+        let app = App::build_with(config, Arc::new(store), clock.clone()).await.expect("app builds");
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.serve(listener, async {
@@ -42,7 +61,7 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        TestServer { addr, shutdown: Some(tx), handle }
+        TestServer { addr, clock, shutdown: Some(tx), handle }
     }
 
     pub async fn channel(&self) -> Channel {
@@ -51,6 +70,10 @@ impl TestServer {
 
     pub async fn chat(&self) -> ChatServiceClient<Channel> {
         ChatServiceClient::new(self.channel().await)
+    }
+
+    pub async fn agent(&self) -> AgentServiceClient<Channel> {
+        AgentServiceClient::new(self.channel().await)
     }
 
     /// Stops the server and waits until it has drained.

@@ -2,6 +2,7 @@
 
 mod chat;
 mod evaluation;
+mod handoff;
 mod harness;
 mod invalid;
 mod persistence;

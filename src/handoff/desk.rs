@@ -1,0 +1,373 @@
+//! The agents' desk: the live queue per skill and every operation an agent performs on a hand-off. Each
+//! operation takes the conversation's lock and commits conversation events and the hand-off together.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::{Stream, StreamExt};
+use tracing::info;
+
+use crate::conversation::{Author, Conversation, Event, EventBody, Handoff, HandoffState, Message, Rating, State};
+use crate::dialogue::Dialogue;
+use crate::error::{Error, Result};
+use crate::store::{Commit, HandoffFilter, Store, StoreError};
+
+/// Earlier conversations shown in a package.
+const EARLIER_CONVERSATIONS: u32 = 5;
+/// Messages shown per earlier conversation.
+const EARLIER_MESSAGES: usize = 3;
+/// Live queue events buffered for a slow watcher before it re-reads the queue.
+const QUEUE_BUFFER: usize = 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueEventKind {
+    Snapshot,
+    Synced,
+    New,
+    Claimed,
+    Transferred,
+    Resolved,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueEvent {
+    pub kind: QueueEventKind,
+    pub package: Option<HandoffPackage>,
+}
+
+/// A hand-off with the context an agent needs.
+#[derive(Debug, Clone)]
+pub struct HandoffPackage {
+    pub handoff: Handoff,
+    /// The conversation so far (empty in list results and in claim/resolve queue events).
+    pub transcript: Vec<Event>,
+    pub earlier: Vec<EarlierConversation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EarlierConversation {
+    pub conversation: Conversation,
+    pub first_ask: String,
+    pub last_messages: Vec<Event>,
+}
+
+/// Fan-out of queue changes to every agent's WatchQueue; each watcher filters by its skills.
+pub struct QueueHub {
+    sender: broadcast::Sender<QueueEvent>,
+}
+
+impl Default for QueueHub {
+    fn default() -> Self {
+        Self { sender: broadcast::channel(QUEUE_BUFFER).0 }
+    }
+}
+
+impl QueueHub {
+    pub fn publish(&self, kind: QueueEventKind, package: HandoffPackage) {
+        // An error only means nobody is watching.
+        let _ = self.sender.send(QueueEvent { kind, package: Some(package) });
+    }
+}
+
+/// The full package of a hand-off: transcript and the customer's earlier conversations.
+pub async fn package(store: &dyn Store, handoff: Handoff) -> Result<HandoffPackage, StoreError> {
+    let transcript = store.events(&handoff.conversation_id, 0).await?;
+    let mut earlier = Vec::new();
+    for conversation in store.conversations_of_customer(&handoff.customer_id, EARLIER_CONVERSATIONS + 1).await? {
+        if conversation.id == handoff.conversation_id || earlier.len() as u32 >= EARLIER_CONVERSATIONS {
+            continue;
+        }
+        let events = store.events(&conversation.id, 0).await?;
+        let messages: Vec<Event> = events.into_iter().filter(|e| e.message().is_some()).collect();
+        let first_ask = messages
+            .iter()
+            .filter_map(Event::message)
+            .find(|m| m.author == Author::Customer)
+            .map(|m| m.text.clone())
+            .unwrap_or_default();
+        let last_messages = messages[messages.len().saturating_sub(EARLIER_MESSAGES)..].to_vec();
+        earlier.push(EarlierConversation { conversation, first_ask, last_messages });
+    }
+    Ok(HandoffPackage { handoff, transcript, earlier })
+}
+
+pub struct Desk {
+    dialogue: Arc<Dialogue>,
+}
+
+fn bare(handoff: Handoff) -> HandoffPackage {
+    HandoffPackage { handoff, transcript: Vec::new(), earlier: Vec::new() }
+}
+
+impl Desk {
+    pub fn new(dialogue: Arc<Dialogue>) -> Self {
+        Self { dialogue }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.dialogue.store()
+    }
+
+    fn check_id(field: &'static str, value: &str) -> Result<()> {
+        if value.trim().is_empty() {
+            return Err(Error::invalid(field, "is required"));
+        }
+        if value.len() > 128 {
+            return Err(Error::invalid(field, "longer than 128 bytes"));
+        }
+        Ok(())
+    }
+
+    async fn load(&self, handoff_id: &str) -> Result<Handoff> {
+        self.store()
+            .handoff(handoff_id)
+            .await?
+            .ok_or_else(|| Error::NotFound { what: "hand-off", id: handoff_id.to_owned() })
+    }
+
+    /// The open queue for `skills` now, then every change, filtered to those skills.
+    pub async fn watch_queue(
+        &self,
+        agent_id: &str,
+        skills: Vec<String>,
+    ) -> Result<impl Stream<Item = Result<QueueEvent>> + Send + 'static> {
+        Self::check_id("agent_id", agent_id)?;
+        if skills.is_empty() || skills.iter().any(|s| s.trim().is_empty()) {
+            return Err(Error::invalid("skills", "name at least one skill, none empty"));
+        }
+        // Subscribe first so nothing committed while the snapshot is read is lost.
+        let mut live = BroadcastStream::new(self.dialogue.queue().sender.subscribe());
+        let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: skills.clone() };
+        let mut snapshot = Vec::new();
+        for handoff in self.store().handoffs(&filter, 0, 10_000).await? {
+            snapshot.push(package(self.store(), handoff).await?);
+        }
+        let dialogue = Arc::clone(&self.dialogue);
+        info!(agent_id, skills = ?skills, queued = snapshot.len(), "agent watching queue");
+        Ok(async_stream::try_stream! {
+            // Oldest first: the order an agent works in.
+            snapshot.reverse();
+            for package in snapshot {
+                yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package) };
+            }
+            yield QueueEvent { kind: QueueEventKind::Synced, package: None };
+            while let Some(event) = live.next().await {
+                match event {
+                    Ok(event) => {
+                        let relevant = event.package.as_ref().is_some_and(|p| skills.contains(&p.handoff.skill))
+                            || event.kind == QueueEventKind::Transferred;
+                        if relevant {
+                            yield event;
+                        }
+                    }
+                    // Fell behind: re-send the queue as it is now rather than lose changes.
+                    Err(BroadcastStreamRecvError::Lagged(_)) => {
+                        for handoff in dialogue.store().handoffs(&filter, 0, 10_000).await? {
+                            let package = package(dialogue.store(), handoff).await?;
+                            yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package) };
+                        }
+                        yield QueueEvent { kind: QueueEventKind::Synced, package: None };
+                    }
+                }
+            }
+        })
+    }
+
+    /// Claims a queued hand-off; exactly one of several racing agents wins.
+    pub async fn claim(&self, handoff_id: &str, agent_id: &str) -> Result<HandoffPackage> {
+        Self::check_id("agent_id", agent_id)?;
+        let found = self.load(handoff_id).await?;
+        let lock = self.dialogue.lock(&found.conversation_id);
+        let _guard = lock.lock().await;
+        let mut handoff = self.load(handoff_id).await?;
+        if handoff.state != HandoffState::Queued {
+            let by = handoff.agent_id.clone().unwrap_or_default();
+            return Err(Error::FailedPrecondition(format!(
+                "hand-off {handoff_id} is {} ({by})",
+                handoff.state.as_str()
+            )));
+        }
+        let now = self.dialogue.now();
+        handoff.state = HandoffState::Claimed;
+        handoff.agent_id = Some(agent_id.to_owned());
+        handoff.claimed_at = handoff.claimed_at.or(Some(now));
+        let detail = format!("claimed by agent {agent_id}");
+        self.transition(&handoff, HandoffState::Queued, State::Agent, &detail, false).await?;
+        info!(handoff_id, agent_id, wait_ms = handoff.wait_millis().unwrap_or(0), "hand-off claimed");
+        let package = package(self.store(), handoff).await?;
+        self.dialogue.queue().publish(QueueEventKind::Claimed, bare(package.handoff.clone()));
+        Ok(package)
+    }
+
+    /// A message from the agent who holds the hand-off to its customer.
+    pub async fn send(&self, handoff_id: &str, agent_id: &str, text: &str) -> Result<Event> {
+        Self::check_id("agent_id", agent_id)?;
+        self.dialogue.check_text(text)?;
+        let found = self.load(handoff_id).await?;
+        let lock = self.dialogue.lock(&found.conversation_id);
+        let _guard = lock.lock().await;
+        let handoff = self.held_by(handoff_id, agent_id).await?;
+        let mut conversation = self.dialogue.conversation(&handoff.conversation_id).await?;
+        conversation.updated_at = self.dialogue.now();
+        let body = EventBody::Message(Message {
+            id: uuid::Uuid::new_v4().to_string(),
+            author: Author::Agent,
+            text: text.to_owned(),
+            language: conversation.language.clone(),
+            client_message_id: None,
+            faq_id: None,
+        });
+        let event = self.dialogue.next_event(&mut conversation, body);
+        let events = [event.clone()];
+        self.store().commit(Commit::new(&conversation, &events)).await?;
+        self.dialogue.publish(&events);
+        Ok(event)
+    }
+
+    /// Back to the queue, routed to `skill`, with a note for the next agent.
+    pub async fn transfer(&self, handoff_id: &str, agent_id: &str, skill: &str, note: &str) -> Result<Handoff> {
+        Self::check_id("agent_id", agent_id)?;
+        Self::check_id("skill", skill)?;
+        let found = self.load(handoff_id).await?;
+        let lock = self.dialogue.lock(&found.conversation_id);
+        let _guard = lock.lock().await;
+        let mut handoff = self.held_by(handoff_id, agent_id).await?;
+        let from = handoff.skill.clone();
+        handoff.state = HandoffState::Queued;
+        handoff.agent_id = None;
+        handoff.skill = skill.trim().to_owned();
+        handoff.notes.push(format!("transferred by {agent_id} from {from} to {skill}: {}", note.trim()));
+        let detail = format!("transferred from {from} to {skill}");
+        self.transition(&handoff, HandoffState::Claimed, State::Queued, &detail, false).await?;
+        let package = package(self.store(), handoff).await?;
+        self.dialogue.queue().publish(QueueEventKind::Transferred, package.clone());
+        Ok(package.handoff)
+    }
+
+    /// Resolves the hand-off; the bot takes the conversation back and asks for a rating.
+    pub async fn resolve(&self, handoff_id: &str, agent_id: &str, note: &str) -> Result<Handoff> {
+        Self::check_id("agent_id", agent_id)?;
+        let found = self.load(handoff_id).await?;
+        let lock = self.dialogue.lock(&found.conversation_id);
+        let _guard = lock.lock().await;
+        let mut handoff = self.held_by(handoff_id, agent_id).await?;
+        handoff.state = HandoffState::Resolved;
+        handoff.resolved_at = Some(self.dialogue.now());
+        if !note.trim().is_empty() {
+            handoff.notes.push(format!("resolved by {agent_id}: {}", note.trim()));
+        }
+        self.transition(&handoff, HandoffState::Claimed, State::Resolved, "resolved by the agent", true).await?;
+        info!(handoff_id, agent_id, "hand-off resolved");
+        self.dialogue.queue().publish(QueueEventKind::Resolved, bare(handoff.clone()));
+        Ok(handoff)
+    }
+
+    pub async fn get(&self, handoff_id: &str) -> Result<HandoffPackage> {
+        let handoff = self.load(handoff_id).await?;
+        Ok(package(self.store(), handoff).await?)
+    }
+
+    /// A page of hand-offs, newest first; the token is the offset of the next page.
+    pub async fn list(
+        &self,
+        filter: HandoffFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Handoff>, String)> {
+        let size = match page_size {
+            0 => 50,
+            1..=500 => page_size as u32,
+            _ => return Err(Error::invalid("page_size", "must be between 0 and 500")),
+        };
+        let offset: u64 = match page_token {
+            "" => 0,
+            token => token.parse().map_err(|_| Error::invalid("page_token", "not a token from a previous page"))?,
+        };
+        let mut page = self.store().handoffs(&filter, offset, size + 1).await?;
+        let next = if page.len() as u32 > size {
+            page.truncate(size as usize);
+            (offset + u64::from(size)).to_string()
+        } else {
+            String::new()
+        };
+        Ok((page, next))
+    }
+
+    /// Stores the customer's rating of the last resolved hand-off of a conversation; once.
+    pub async fn rate(&self, conversation_id: &str, score: i32, comment: &str) -> Result<Handoff> {
+        if !(1..=5).contains(&score) {
+            return Err(Error::invalid("score", "must be 1 to 5"));
+        }
+        self.dialogue.check_text_limit("comment", comment)?;
+        let lock = self.dialogue.lock(conversation_id);
+        let _guard = lock.lock().await;
+        let conversation = self.dialogue.conversation(conversation_id).await?;
+        let Some(mut handoff) = self.store().latest_handoff(conversation_id).await? else {
+            return Err(Error::FailedPrecondition("the conversation was never handed to a person".into()));
+        };
+        if handoff.state != HandoffState::Resolved {
+            return Err(Error::FailedPrecondition("the hand-off is not resolved yet".into()));
+        }
+        if handoff.rating.is_some() {
+            return Err(Error::AlreadyExists("this conversation is already rated".into()));
+        }
+        let now = self.dialogue.now();
+        handoff.rating = Some(Rating { score: score as u8, comment: comment.trim().to_owned(), created_at: now });
+        let commit =
+            Commit { handoff: Some((&handoff, Some(HandoffState::Resolved))), ..Commit::new(&conversation, &[]) };
+        self.store().commit(commit).await.map_err(conflict_is_precondition)?;
+        info!(conversation_id, score, "conversation rated");
+        Ok(handoff)
+    }
+
+    /// The hand-off, which must be claimed by `agent_id`.
+    async fn held_by(&self, handoff_id: &str, agent_id: &str) -> Result<Handoff> {
+        let handoff = self.load(handoff_id).await?;
+        match (&handoff.state, &handoff.agent_id) {
+            (HandoffState::Claimed, Some(holder)) if holder == agent_id => Ok(handoff),
+            (HandoffState::Claimed, Some(holder)) => {
+                Err(Error::FailedPrecondition(format!("hand-off {handoff_id} is claimed by agent {holder}")))
+            }
+            (state, _) => {
+                Err(Error::FailedPrecondition(format!("hand-off {handoff_id} is {}, not claimed", state.as_str())))
+            }
+        }
+    }
+
+    /// Commits the hand-off (if still in `expected`) with the conversation moving to `to`. On resolution
+    /// (`back_to_bot`) the conversation goes on to the bot, which asks for a rating.
+    async fn transition(
+        &self,
+        handoff: &Handoff,
+        expected: HandoffState,
+        to: State,
+        detail: &str,
+        back_to_bot: bool,
+    ) -> Result<()> {
+        let mut conversation = self.dialogue.conversation(&handoff.conversation_id).await?;
+        conversation.updated_at = self.dialogue.now();
+        let mut events = vec![self.dialogue.change_state(&mut conversation, to, Some(handoff.reason), detail)];
+        if back_to_bot {
+            events.push(self.dialogue.change_state(&mut conversation, State::Bot, None, "the bot takes over again"));
+            conversation.memory = Default::default();
+            let question =
+                self.dialogue.knowledge().base.locale(&conversation.language).replies.rating_question.clone();
+            let language = conversation.language.clone();
+            let body = crate::dialogue::bot_message(question, &language, None);
+            events.push(self.dialogue.next_event(&mut conversation, body));
+        }
+        let commit = Commit { handoff: Some((handoff, Some(expected))), ..Commit::new(&conversation, &events) };
+        self.store().commit(commit).await.map_err(conflict_is_precondition)?;
+        self.dialogue.publish(&events);
+        Ok(())
+    }
+}
+
+fn conflict_is_precondition(error: StoreError) -> Error {
+    match error {
+        StoreError::Conflict => Error::FailedPrecondition("the hand-off was changed by someone else first".into()),
+        other => other.into(),
+    }
+}

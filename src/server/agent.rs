@@ -1,0 +1,178 @@
+//! `loket.v1.AgentService` adapter.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    channel_to_pb, conversation_to_pb, faq_match_to_pb, handoff_reason_to_pb, intent_to_pb, message_to_pb, state_to_pb,
+    tier_to_pb, timestamp,
+};
+use super::pb;
+use super::status::status_of;
+use crate::conversation::{Handoff, HandoffState};
+use crate::error::Error;
+use crate::handoff::{Desk, HandoffPackage, QueueEvent, QueueEventKind};
+use crate::store::HandoffFilter;
+
+pub struct AgentApi {
+    desk: Arc<Desk>,
+}
+
+impl AgentApi {
+    pub fn new(desk: Arc<Desk>) -> Self {
+        Self { desk }
+    }
+}
+
+fn handoff_state_to_pb(state: HandoffState) -> pb::HandoffState {
+    match state {
+        HandoffState::Queued => pb::HandoffState::Queued,
+        HandoffState::Claimed => pb::HandoffState::Claimed,
+        HandoffState::Resolved => pb::HandoffState::Resolved,
+    }
+}
+
+fn handoff_state_from_pb(value: i32) -> Result<Option<HandoffState>, Status> {
+    match pb::HandoffState::try_from(value) {
+        Ok(pb::HandoffState::Unspecified) => Ok(None),
+        Ok(pb::HandoffState::Queued) => Ok(Some(HandoffState::Queued)),
+        Ok(pb::HandoffState::Claimed) => Ok(Some(HandoffState::Claimed)),
+        Ok(pb::HandoffState::Resolved) => Ok(Some(HandoffState::Resolved)),
+        Err(_) => Err(status_of(Error::invalid("state", format!("unknown value {value}")))),
+    }
+}
+
+fn handoff_to_pb(h: &Handoff) -> pb::Handoff {
+    pb::Handoff {
+        handoff_id: h.id.clone(),
+        conversation_id: h.conversation_id.clone(),
+        state: handoff_state_to_pb(h.state).into(),
+        reason: handoff_reason_to_pb(Some(h.reason)).into(),
+        reason_detail: h.reason_detail.clone(),
+        skill: h.skill.clone(),
+        priority: h.priority,
+        language: h.language.clone(),
+        channel: channel_to_pb(h.channel).into(),
+        customer_id: h.customer_id.clone(),
+        tier: tier_to_pb(h.tier).into(),
+        summary_first_ask: h.first_ask.clone(),
+        summary_last_message: h.last_message.clone(),
+        intents: h.intents.iter().map(intent_to_pb).collect(),
+        faq_candidates: h.faq_candidates.iter().map(faq_match_to_pb).collect(),
+        transcript: Vec::new(),
+        earlier_conversations: Vec::new(),
+        callback: h.callback,
+        expected_pickup_time: timestamp(h.expected_pickup_at),
+        agent_id: h.agent_id.clone().unwrap_or_default(),
+        notes: h.notes.clone(),
+        create_time: timestamp(h.created_at),
+        claim_time: h.claimed_at.and_then(timestamp),
+        resolve_time: h.resolved_at.and_then(timestamp),
+        wait_seconds: h.wait_millis().map_or(0.0, |ms| ms as f64 / 1000.0),
+        rating: h.rating.as_ref().map_or(0, |r| i32::from(r.score)),
+        rating_comment: h.rating.as_ref().map(|r| r.comment.clone()).unwrap_or_default(),
+    }
+}
+
+fn package_to_pb(package: &HandoffPackage) -> pb::Handoff {
+    let mut handoff = handoff_to_pb(&package.handoff);
+    handoff.transcript = package.transcript.iter().filter_map(message_to_pb).collect();
+    handoff.earlier_conversations = package
+        .earlier
+        .iter()
+        .map(|e| {
+            let summary = conversation_to_pb(&e.conversation, &[]);
+            pb::EarlierConversation {
+                conversation_id: summary.conversation_id,
+                channel: summary.channel,
+                state: state_to_pb(e.conversation.state).into(),
+                create_time: summary.create_time,
+                first_ask: e.first_ask.clone(),
+                last_messages: e.last_messages.iter().filter_map(message_to_pb).collect(),
+            }
+        })
+        .collect();
+    handoff
+}
+
+fn queue_event_to_pb(event: &QueueEvent) -> pb::QueueEvent {
+    let kind = match event.kind {
+        QueueEventKind::Snapshot => pb::QueueEventKind::Snapshot,
+        QueueEventKind::Synced => pb::QueueEventKind::Synced,
+        QueueEventKind::New => pb::QueueEventKind::New,
+        QueueEventKind::Claimed => pb::QueueEventKind::Claimed,
+        QueueEventKind::Transferred => pb::QueueEventKind::Transferred,
+        QueueEventKind::Resolved => pb::QueueEventKind::Resolved,
+    };
+    pb::QueueEvent { kind: kind.into(), handoff: event.package.as_ref().map(package_to_pb) }
+}
+
+type QueueStream = Pin<Box<dyn Stream<Item = Result<pb::QueueEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::agent_service_server::AgentService for AgentApi {
+    type WatchQueueStream = QueueStream;
+
+    async fn watch_queue(&self, request: Request<pb::WatchQueueRequest>) -> Result<Response<QueueStream>, Status> {
+        let pb::WatchQueueRequest { agent_id, skills } = request.into_inner();
+        let events = self.desk.watch_queue(&agent_id, skills).await.map_err(status_of)?;
+        let stream = events.map(|event| event.map(|e| queue_event_to_pb(&e)).map_err(status_of));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn claim_handoff(&self, request: Request<pb::ClaimHandoffRequest>) -> Result<Response<pb::Handoff>, Status> {
+        let pb::ClaimHandoffRequest { handoff_id, agent_id } = request.into_inner();
+        let package = self.desk.claim(&handoff_id, &agent_id).await.map_err(status_of)?;
+        Ok(Response::new(package_to_pb(&package)))
+    }
+
+    async fn send_agent_message(
+        &self,
+        request: Request<pb::SendAgentMessageRequest>,
+    ) -> Result<Response<pb::Message>, Status> {
+        let pb::SendAgentMessageRequest { handoff_id, agent_id, text } = request.into_inner();
+        let event = self.desk.send(&handoff_id, &agent_id, &text).await.map_err(status_of)?;
+        message_to_pb(&event).map(Response::new).ok_or_else(|| Status::internal("agent message was not a message"))
+    }
+
+    async fn transfer_handoff(
+        &self,
+        request: Request<pb::TransferHandoffRequest>,
+    ) -> Result<Response<pb::Handoff>, Status> {
+        let pb::TransferHandoffRequest { handoff_id, agent_id, skill, note } = request.into_inner();
+        let handoff = self.desk.transfer(&handoff_id, &agent_id, &skill, &note).await.map_err(status_of)?;
+        Ok(Response::new(handoff_to_pb(&handoff)))
+    }
+
+    async fn resolve_handoff(
+        &self,
+        request: Request<pb::ResolveHandoffRequest>,
+    ) -> Result<Response<pb::Handoff>, Status> {
+        let pb::ResolveHandoffRequest { handoff_id, agent_id, note } = request.into_inner();
+        let handoff = self.desk.resolve(&handoff_id, &agent_id, &note).await.map_err(status_of)?;
+        Ok(Response::new(handoff_to_pb(&handoff)))
+    }
+
+    async fn list_handoffs(
+        &self,
+        request: Request<pb::ListHandoffsRequest>,
+    ) -> Result<Response<pb::ListHandoffsResponse>, Status> {
+        let pb::ListHandoffsRequest { state, skill, page_size, page_token } = request.into_inner();
+        let skills = if skill.trim().is_empty() { Vec::new() } else { vec![skill] };
+        let filter = HandoffFilter { state: handoff_state_from_pb(state)?, skills };
+        let (page, next_page_token) = self.desk.list(filter, page_size, &page_token).await.map_err(status_of)?;
+        Ok(Response::new(pb::ListHandoffsResponse {
+            handoffs: page.iter().map(handoff_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_handoff(&self, request: Request<pb::GetHandoffRequest>) -> Result<Response<pb::Handoff>, Status> {
+        let pb::GetHandoffRequest { handoff_id } = request.into_inner();
+        let package = self.desk.get(&handoff_id).await.map_err(status_of)?;
+        Ok(Response::new(package_to_pb(&package)))
+    }
+}
