@@ -49,8 +49,8 @@ pub async fn serve(
     // The knowledge base and model are loaded before we get here, so SERVING is true from the first request.
     health.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
     health.set_serving::<pb::agent_service_server::AgentServiceServer<agent::AgentApi>>().await;
-    let address = listener.local_addr().ok();
-    info!(address = ?address, "serving gRPC");
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    info!(%address, "serving gRPC");
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
