@@ -1,6 +1,6 @@
 //! The command line: `serve`, `ask`, `kb check` and `eval`. Parses arguments and calls the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -9,6 +9,7 @@ use crate::App;
 use crate::config::Config;
 use crate::conversation::{Channel, DialogueMemory, Tier};
 use crate::dialogue::{Policy, TurnInput, eval};
+use crate::intent::{self, LiveModel};
 use crate::knowledge::{Knowledge, KnowledgeBase};
 
 #[derive(Parser)]
@@ -72,19 +73,42 @@ enum Command {
         #[command(subcommand)]
         command: KbCommand,
     },
-    /// Evaluate the decision policy on a labelled file.
+    /// Evaluate: the decision policy on held-out phrasings, or the intent classifier on a benchmark.
     Eval {
         #[command(flatten)]
         common: Common,
-        /// Format of the data: `heldout` is `lang<TAB>expected<TAB>text` with `oos` for out-of-scope.
+        /// `heldout`: `lang<TAB>expected<TAB>text` phrasings through the policy; `clinc150`: CLINC150's
+        /// data_full.json; `csv`: `text,label` files given with --train and --test.
         #[arg(long, value_enum, default_value = "heldout")]
         format: EvalFormat,
-        /// The evaluation file.
+        /// The evaluation file (heldout, clinc150).
         #[arg(long, default_value = "tests/data/heldout.tsv")]
         data: PathBuf,
-        /// Also list the wrongly answered phrasings.
+        /// Training CSV (csv format); every 10th row per label is held out for calibration.
+        #[arg(long)]
+        train: Option<PathBuf>,
+        /// Test CSV (csv format).
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Label of out-of-scope rows (csv format).
+        #[arg(long)]
+        oos_label: Option<String>,
+        /// Seed of the classifier's training.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Also list the wrongly answered phrasings (heldout format).
         #[arg(long)]
         verbose: bool,
+    },
+    /// Train the intent model from the knowledge base and write it (with its model card) for `serve`.
+    Train {
+        #[command(flatten)]
+        common: Common,
+        /// Output directory (default: the configured model directory, models/intent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -107,6 +131,8 @@ enum TierArg {
 #[derive(Clone, Copy, ValueEnum)]
 enum EvalFormat {
     Heldout,
+    Clinc150,
+    Csv,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -141,13 +167,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let memory = DialogueMemory::default();
             let input = TurnInput { text: &text, language: &language, tier, channel: Channel::Chat, memory: &memory };
-            let outcome = policy.decide(&knowledge, &input);
+            let model = LiveModel::open(&config.intent.model_dir).current();
+            let outcome = policy.decide(&knowledge, model.as_deref(), &input);
             let d = &outcome.decision;
             println!("decision:    {}", d.kind.as_str());
             println!("language:    {}", d.language);
             println!("why:         {}", d.explanation);
             for m in &d.faq_matches {
-                println!("  {:.3}  {:<28} {}", m.score, m.faq_id, m.question);
+                println!("  search {:.3}  {:<28} {}", m.score, m.faq_id, m.question);
+            }
+            for i in &d.intents {
+                println!("  intent {:.3}  {}", i.confidence, i.intent);
             }
             for reply in &outcome.replies {
                 println!("reply:\n{}", reply.text);
@@ -168,21 +198,90 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Eval { common, format: EvalFormat::Heldout, data, verbose } => {
+        Command::Eval { common, format, data, train, test, oos_label, seed, verbose } => {
             let config = common.config()?;
-            let knowledge = Knowledge::load(&config.knowledge.dir, &config.languages.supported)?;
-            let phrasings = eval::read_phrasings(&data).map_err(anyhow::Error::msg)?;
-            let policy = Policy::new(config.policy.clone(), config.channels.clone());
-            let report = eval::evaluate(&knowledge, &policy, &phrasings);
-            println!("{}: {report}", data.display());
-            if verbose {
-                for (text, expected, given) in &report.wrong {
-                    println!("  wrong: {text:?} expected {expected}, answered {given}");
+            match format {
+                EvalFormat::Heldout => eval_heldout(&config, &data, verbose),
+                EvalFormat::Clinc150 => {
+                    let clinc = intent::data::read_clinc150(&data)?;
+                    let oos = Some(intent::data::CLINC_OOS);
+                    print_measurement(&clinc.train, &clinc.validation, &clinc.test, oos, seed)
+                }
+                EvalFormat::Csv => {
+                    let (Some(train), Some(test)) = (train, test) else {
+                        anyhow::bail!("--format csv needs --train and --test");
+                    };
+                    let examples = intent::data::read_csv(&train)?;
+                    let test = intent::data::read_csv(&test)?;
+                    let (train, validation) = intent::data::split(&examples);
+                    print_measurement(&train, &validation, &test, oos_label.as_deref(), seed)
                 }
             }
+        }
+        Command::Train { common, out, seed } => {
+            let config = common.config()?;
+            let out = out.unwrap_or_else(|| config.intent.model_dir.clone());
+            let kb = KnowledgeBase::load(&config.knowledge.dir, &config.languages.supported)?;
+            let conversational = config.knowledge.dir.join("intents/conversational.yaml");
+            let started = std::time::Instant::now();
+            let training = intent::service::train(&kb, &conversational, &config.languages.supported, seed)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let knowledge = Knowledge::load(&config.knowledge.dir, &config.languages.supported)?;
+            let heldout = Path::new("tests/data/heldout.tsv");
+            let evaluation = match eval::read_phrasings(heldout) {
+                Ok(phrasings) => {
+                    let policy = Policy::new(config.policy.clone(), config.channels.clone());
+                    let report = eval::evaluate(&knowledge, Some(&training.model), &policy, &phrasings);
+                    format!(
+                        "Held-out phrasings (`{}`), through the decision policy:\n\n```\n{report}\n```",
+                        heldout.display()
+                    )
+                }
+                Err(_) => "Held-out phrasings not found.".to_string(),
+            };
+            intent::service::save(&training, &out, seed, &evaluation)?;
+            println!("trained in {seconds:.1} s; model written to {}", out.display());
+            println!("{evaluation}");
             Ok(())
         }
     }
+}
+
+fn eval_heldout(config: &Config, data: &Path, verbose: bool) -> anyhow::Result<()> {
+    let knowledge = Knowledge::load(&config.knowledge.dir, &config.languages.supported)?;
+    let phrasings = eval::read_phrasings(data).map_err(anyhow::Error::msg)?;
+    let policy = Policy::new(config.policy.clone(), config.channels.clone());
+    let model = LiveModel::open(&config.intent.model_dir).current();
+    let mut runs = vec![("search alone", None)];
+    if let Some(model) = model.as_deref() {
+        runs.push(("search + intent model", Some(model)));
+    }
+    for (name, model) in runs {
+        let report = eval::evaluate(&knowledge, model, &policy, &phrasings);
+        println!("{} ({name}):\n{report}", data.display());
+        if verbose {
+            for (text, expected, given) in &report.wrong {
+                println!("  wrong: {text:?} expected {expected}, answered {given}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_measurement(
+    train: &[intent::Example],
+    validation: &[intent::Example],
+    test: &[intent::Example],
+    oos_label: Option<&str>,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let scratch = std::env::temp_dir().join(format!("loket-eval-{}", std::process::id()));
+    let config = intent::TrainConfig { seed, ..intent::TrainConfig::default() };
+    println!("train {} / validation {} / test {} examples", train.len(), validation.len(), test.len());
+    let measured = intent::measure::measure(train, validation, test, oos_label, &config, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!("{}", measured?);
+    Ok(())
 }
 
 async fn shutdown_signal() {

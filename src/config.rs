@@ -28,6 +28,23 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub channels: ChannelsConfig,
     pub handoff: HandoffConfig,
+    pub intent: IntentConfig,
+}
+
+/// The intent model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntentConfig {
+    /// Directory of the trained model (`loket train` writes it). Without a model loket answers from search alone.
+    pub model_dir: PathBuf,
+    /// How often `serve` checks the model directory for a newly trained model to swap in, in seconds (0: never).
+    pub reload_check_secs: u64,
+}
+
+impl Default for IntentConfig {
+    fn default() -> Self {
+        Self { model_dir: PathBuf::from("models/intent"), reload_check_secs: 5 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +99,17 @@ pub struct PolicyConfig {
     pub tier_shift: TierShift,
     /// FAQ categories a person always handles: a match hands off instead of answering.
     pub always_human_categories: Vec<String>,
+    /// The intent model's calibrated confidence needed to answer (with retrieval agreeing).
+    pub intent_min_confidence: f32,
+    /// ... and its lead over the second intent.
+    pub intent_min_margin: f32,
+    /// Intents below this confidence are never offered in a clarifying question, and retrieval's clear answer
+    /// needs at least this much support from the model.
+    pub intent_clarify_min: f32,
+    /// Retrieval's score the model's chosen entry needs for the two to agree.
+    pub retrieval_agree_min: f32,
+    /// Confidence at which the model's greeting / thanks / goodbye / person / frustration intents are acted on.
+    pub conversational_min_confidence: f32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -90,6 +118,8 @@ pub struct PolicyOverride {
     pub answer_min_score: Option<f32>,
     pub answer_min_margin: Option<f32>,
     pub clarify_min_score: Option<f32>,
+    pub intent_min_confidence: Option<f32>,
+    pub intent_min_margin: Option<f32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -219,6 +249,11 @@ impl Default for PolicyConfig {
             languages: BTreeMap::new(),
             tier_shift: TierShift::default(),
             always_human_categories: Vec::new(),
+            intent_min_confidence: 0.5,
+            intent_min_margin: 0.15,
+            intent_clarify_min: 0.1,
+            retrieval_agree_min: 0.2,
+            conversational_min_confidence: 0.6,
         }
     }
 }
@@ -272,6 +307,11 @@ impl Config {
             ("policy.answer_min_score", p.answer_min_score),
             ("policy.answer_min_margin", p.answer_min_margin),
             ("policy.clarify_min_score", p.clarify_min_score),
+            ("policy.intent_min_confidence", p.intent_min_confidence),
+            ("policy.intent_min_margin", p.intent_min_margin),
+            ("policy.intent_clarify_min", p.intent_clarify_min),
+            ("policy.retrieval_agree_min", p.retrieval_agree_min),
+            ("policy.conversational_min_confidence", p.conversational_min_confidence),
         ] {
             if !unit(value) {
                 return invalid(key, "must be between 0 and 1");

@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod dialogue;
 pub mod error;
 pub mod handoff;
+pub mod intent;
 pub mod knowledge;
 pub mod server;
 pub mod store;
@@ -25,6 +26,7 @@ use tracing::info;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dialogue::Dialogue;
+use crate::intent::LiveModel;
 use crate::knowledge::Knowledge;
 use crate::store::{SqliteStore, Store};
 
@@ -53,14 +55,41 @@ impl App {
             languages = ?config.languages.supported,
             "knowledge base loaded"
         );
+        let model_dir = config.intent.model_dir.clone();
+        let model = tokio::task::spawn_blocking(move || LiveModel::open(&model_dir)).await?;
         let config = Arc::new(config);
-        let dialogue = Arc::new(Dialogue::new(store, Arc::new(knowledge), Arc::clone(&config), clock)?);
+        let dialogue =
+            Arc::new(Dialogue::new(store, Arc::new(knowledge), Arc::new(model), Arc::clone(&config), clock)?);
         Ok(App { config, dialogue })
     }
 
     /// Serves the gRPC API on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        server::serve(self.dialogue, listener, shutdown).await?;
+        let watcher = self.watch_model();
+        let served = server::serve(self.dialogue, listener, shutdown).await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        served?;
         Ok(())
+    }
+
+    /// Polls the model directory and swaps in a newly trained model (a broken one is rejected, the old stays).
+    fn watch_model(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let every = self.config.intent.reload_check_secs;
+        if every == 0 {
+            return None;
+        }
+        let dialogue = Arc::clone(&self.dialogue);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let dialogue = Arc::clone(&dialogue);
+                // Loading parses a few MB: off the async workers.
+                let _ = tokio::task::spawn_blocking(move || dialogue.model().reload_if_changed()).await;
+            }
+        }))
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::{Policy, TurnInput};
 use crate::conversation::{Channel, DecisionKind, DialogueMemory, Tier};
+use crate::intent::IntentModel;
 use crate::knowledge::Knowledge;
 
 /// Label of out-of-scope phrasings in an evaluation file.
@@ -98,7 +99,12 @@ pub fn read_phrasings(path: &Path) -> Result<Vec<LabeledPhrasing>, String> {
 }
 
 /// Runs every phrasing as the first message of a standard-tier chat conversation in its language.
-pub fn evaluate(knowledge: &Knowledge, policy: &Policy, phrasings: &[LabeledPhrasing]) -> HeldoutReport {
+pub fn evaluate(
+    knowledge: &Knowledge,
+    model: Option<&IntentModel>,
+    policy: &Policy,
+    phrasings: &[LabeledPhrasing],
+) -> HeldoutReport {
     let mut report = HeldoutReport::default();
     let memory = DialogueMemory::default();
     for phrasing in phrasings {
@@ -109,7 +115,7 @@ pub fn evaluate(knowledge: &Knowledge, policy: &Policy, phrasings: &[LabeledPhra
             channel: Channel::Chat,
             memory: &memory,
         };
-        let decision = policy.decide(knowledge, &input).decision;
+        let decision = policy.decide(knowledge, model, &input).decision;
         let answered = (decision.kind == DecisionKind::Answer).then(|| decision.faq_matches[0].faq_id.clone());
         if phrasing.expected == OUT_OF_SCOPE {
             report.out_of_scope += 1;

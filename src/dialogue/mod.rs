@@ -25,6 +25,7 @@ use crate::conversation::{
 };
 use crate::error::{Error, Result};
 use crate::handoff::{self, QueueEventKind, QueueHub, Schedules};
+use crate::intent::LiveModel;
 use crate::knowledge::Knowledge;
 use crate::store::{Commit, Store, StoreError};
 
@@ -48,6 +49,7 @@ pub struct SendOutcome {
 pub struct Dialogue {
     store: Arc<dyn Store>,
     knowledge: Arc<Knowledge>,
+    model: Arc<LiveModel>,
     policy: Policy,
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
@@ -62,6 +64,7 @@ impl Dialogue {
     pub fn new(
         store: Arc<dyn Store>,
         knowledge: Arc<Knowledge>,
+        model: Arc<LiveModel>,
         config: Arc<Config>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigError> {
@@ -71,6 +74,7 @@ impl Dialogue {
         Ok(Self {
             store,
             knowledge,
+            model,
             policy,
             config,
             clock,
@@ -79,6 +83,11 @@ impl Dialogue {
             schedules,
             locks: Mutex::default(),
         })
+    }
+
+    /// The intent model in use (swapped in place when a new one is trained).
+    pub fn model(&self) -> &LiveModel {
+        &self.model
     }
 
     pub(crate) fn store(&self) -> &dyn Store {
@@ -203,8 +212,11 @@ impl Dialogue {
         let (decision, replies) = if conversation.state.human_owned() {
             (silent_decision(&language), Vec::new())
         } else {
+            // Held for this message only: a model swapped in meanwhile applies from the next message on.
+            let model = self.model.current();
             let outcome = self.policy.decide(
                 &self.knowledge,
+                model.as_deref(),
                 &TurnInput {
                     text,
                     language: &language,

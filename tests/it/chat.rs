@@ -15,11 +15,11 @@ const ROUTINE: &[(&str, &str, &str)] = &[
     ("nl", "welke betaalmethodes kan ik gebruiken bij jullie", "payment-methods"),
     ("nl", "wanneer is de klantenservice open", "contact-opening-hours"),
     ("nl", "wat zijn de verzendkosten voor een klein pakketje", "delivery-costs"),
-    ("en", "within how many days must items be returned", "return-period"),
-    ("en", "i forgot my password and can't get into my account", "account-password-reset"),
+    ("en", "how long do i have to return something", "return-period"),
+    ("en", "help, i can't remember my password", "account-password-reset"),
     ("en", "which payment options do you accept", "payment-methods"),
     ("en", "what are the opening hours of customer service", "contact-opening-hours"),
-    ("en", "how much is shipping for a small parcel", "delivery-costs"),
+    ("en", "what does shipping cost me", "delivery-costs"),
 ];
 
 #[test]

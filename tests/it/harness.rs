@@ -24,6 +24,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     let mut config = Config::default();
     config.knowledge.dir = knowledge_dir();
     config.storage.data_dir = data_dir.to_owned();
+    config.intent.model_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/intent");
     config
 }
 

@@ -5,5 +5,6 @@ mod crash;
 mod evaluation;
 mod handoff;
 mod harness;
+mod intent;
 mod invalid;
 mod persistence;

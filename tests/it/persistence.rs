@@ -10,7 +10,7 @@ async fn conversations_survive_a_restart() {
     let server = TestServer::start(test_config(dir.path())).await;
     let mut chat = server.chat().await;
     let id = conversation_id(&start_conversation(&mut chat, "nl").await);
-    let answered = send(&mut chat, &id, "hoe lang duurt het voor mijn bestelling er is").await;
+    let answered = send(&mut chat, &id, "hoe snel wordt mijn bestelling bezorgd").await;
     let before =
         chat.get_conversation(pb::GetConversationRequest { conversation_id: id.clone() }).await.unwrap().into_inner();
     drop(chat);

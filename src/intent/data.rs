@@ -1,0 +1,177 @@
+//! Training and evaluation data: loket's own training set (every FAQ entry is an intent, plus the conversational
+//! intents of `knowledge-base/intents/`), its deterministic validation split, and the public formats `loket eval`
+//! reads (CLINC150 JSON, `text,label` CSV).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::Example;
+use crate::knowledge::KnowledgeBase;
+use crate::text::normalize;
+
+/// Label of out-of-scope examples in loket's own training set.
+pub const OUT_OF_SCOPE: &str = "out_of_scope";
+/// Conversational intents the policy acts on (besides FAQ entries and out-of-scope).
+pub const GREETING: &str = "greeting";
+pub const THANKS: &str = "thanks";
+pub const GOODBYE: &str = "goodbye";
+pub const HUMAN_REQUEST: &str = "human_request";
+pub const FRUSTRATION: &str = "frustration";
+/// Every example goes to validation at this stride (per label), the rest to training.
+const VALIDATION_STRIDE: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("{path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("training data is invalid:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+fn read(path: &Path) -> Result<String, DatasetError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| DatasetError::Read { path: path.display().to_string(), reason: e.to_string() })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConversationalFile {
+    intents: Vec<ConversationalIntent>,
+}
+
+#[derive(Deserialize)]
+struct ConversationalIntent {
+    id: String,
+    #[serde(flatten)]
+    languages: BTreeMap<String, Vec<String>>,
+}
+
+/// One example with the language it is written in, for validation messages.
+struct Sourced {
+    label: String,
+    language: String,
+    text: String,
+}
+
+/// The whole training set of the service: FAQ examples and conversational intents in every configured language.
+/// Reports every problem: an intent with fewer than 2 examples in a language, a missing language, the same
+/// example under two intents.
+pub fn training_set(
+    kb: &KnowledgeBase,
+    conversational: &Path,
+    languages: &[String],
+) -> Result<Vec<Example>, DatasetError> {
+    let parsed: ConversationalFile = serde_norway::from_str(&read(conversational)?)
+        .map_err(|e| DatasetError::Read { path: conversational.display().to_string(), reason: e.to_string() })?;
+    let mut sourced = Vec::new();
+    for faq in &kb.faqs {
+        for (language, translation) in &faq.translations {
+            sourced.extend(translation.examples().map(|text| Sourced {
+                label: faq.id.clone(),
+                language: language.clone(),
+                text: text.to_owned(),
+            }));
+        }
+    }
+    let mut problems = Vec::new();
+    for intent in parsed.intents {
+        for language in languages {
+            if !intent.languages.contains_key(language) {
+                problems.push(format!("intent {}: missing language {language}", intent.id));
+            }
+        }
+        for (language, texts) in intent.languages {
+            sourced.extend(texts.into_iter().map(|text| Sourced {
+                label: intent.id.clone(),
+                language: language.clone(),
+                text,
+            }));
+        }
+    }
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut owner: HashMap<String, &str> = HashMap::new();
+    for example in &sourced {
+        *counts.entry((&example.label, &example.language)).or_default() += 1;
+        if let Some(other) = owner.insert(normalize(&example.text), &example.label)
+            && other != example.label
+        {
+            problems.push(format!("example {:?} belongs to both {other} and {}", example.text, example.label));
+        }
+    }
+    for ((label, language), count) in counts {
+        if count < 2 {
+            problems.push(format!("intent {label}: only {count} example in {language}, needs at least 2"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(DatasetError::Invalid(problems));
+    }
+    Ok(sourced.into_iter().map(|s| Example { text: s.text, label: s.label }).collect())
+}
+
+/// Deterministic split: every `VALIDATION_STRIDE`-th example of each label (counting from the second) goes to
+/// validation, so every label keeps most of its examples for training and is represented in both.
+pub fn split(examples: &[Example]) -> (Vec<Example>, Vec<Example>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let (mut train, mut validation) = (Vec::new(), Vec::new());
+    for example in examples {
+        let n = seen.entry(&example.label).or_default();
+        *n += 1;
+        if *n % VALIDATION_STRIDE == 2 % VALIDATION_STRIDE {
+            validation.push(example.clone())
+        } else {
+            train.push(example.clone())
+        }
+    }
+    (train, validation)
+}
+
+/// CLINC150 (Larson et al. 2019), `data_full.json`: the in-scope and out-of-scope lists merged per split.
+pub struct Clinc150 {
+    pub train: Vec<Example>,
+    pub validation: Vec<Example>,
+    pub test: Vec<Example>,
+}
+
+/// The out-of-scope label of CLINC150.
+pub const CLINC_OOS: &str = "oos";
+
+pub fn read_clinc150(path: &Path) -> Result<Clinc150, DatasetError> {
+    let json: HashMap<String, Vec<(String, String)>> = serde_json::from_str(&read(path)?)
+        .map_err(|e| DatasetError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+    let take = |names: [&str; 2]| -> Result<Vec<Example>, DatasetError> {
+        let mut out = Vec::new();
+        for name in names {
+            let list = json.get(name).ok_or_else(|| DatasetError::Read {
+                path: path.display().to_string(),
+                reason: format!("no list {name:?}"),
+            })?;
+            out.extend(list.iter().map(|(text, label)| Example { text: text.clone(), label: label.clone() }));
+        }
+        Ok(out)
+    };
+    Ok(Clinc150 {
+        train: take(["train", "oos_train"])?,
+        validation: take(["val", "oos_val"])?,
+        test: take(["test", "oos_test"])?,
+    })
+}
+
+/// A `text,label` CSV with a header line.
+pub fn read_csv(path: &Path) -> Result<Vec<Example>, DatasetError> {
+    let bad = |reason: String| DatasetError::Read { path: path.display().to_string(), reason };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| bad(e.to_string()))?;
+        match (record.get(0), record.get(1)) {
+            (Some(text), Some(label)) if !text.trim().is_empty() && !label.trim().is_empty() => {
+                out.push(Example { text: text.to_owned(), label: label.trim().to_owned() })
+            }
+            _ => return Err(bad(format!("record {}: expected text,label", n + 2))),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,332 @@
+//! Intent classification for loket: public API, training orchestration and the out-of-scope decision.
+//!
+//! Model: an ensemble of fastText-style networks (mean of sub-word / word / char-n-gram embeddings → ReLU
+//! layer → softmax) trained from scratch with candle, temperature-calibrated and given an out-of-scope
+//! threshold on validation data. Inference is a hand-written sparse forward pass (see `infer`).
+
+#![forbid(unsafe_code)]
+
+mod calibrate;
+pub mod data;
+mod features;
+mod infer;
+mod live;
+pub mod measure;
+mod net;
+mod persist;
+pub mod service;
+#[cfg(test)]
+mod tests;
+mod wordpiece;
+
+pub use calibrate::{EvalReport, evaluate};
+pub use live::LiveModel;
+
+use calibrate::ThresholdItem;
+use features::Featurizer;
+use infer::{Member, ensemble_logits, softmax_t};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+/// Everything that can go wrong training, saving or loading a model.
+#[derive(Debug, thiserror::Error)]
+pub enum IntentError {
+    #[error("invalid training input: {0}")]
+    InvalidInput(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("tensor computation: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("io on {path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("corrupt or incompatible model: {0}")]
+    Corrupt(String),
+}
+
+/// One labelled utterance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Example {
+    pub text: String,
+    pub label: String,
+}
+
+/// Hyper-parameters. The defaults were compared on CLINC150 validation (2 members × 48 dims × 16k buckets beat
+/// 1 × 64 × 32k and 3-4 member variants on validation, at ~4.4 MB); for ~1k-example FAQ sets use `small_data()`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub epochs: usize,
+    /// Lower bound on optimiser steps per member, so tiny data sets still converge.
+    pub min_steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub embed_dim: usize,
+    pub hidden_dim: usize,
+    pub hash_buckets: u32,
+    pub wordpiece_vocab: usize,
+    /// Ensemble size; members differ only by seed.
+    pub members: usize,
+    pub dropout: f32,
+    pub feature_dropout: f32,
+    pub label_smoothing: f32,
+    /// Weight of oos recall against in-scope accuracy when choosing the threshold.
+    pub oos_weight: f32,
+    /// Synthetic oos negatives to add, as a fraction of the training set (0 = none; needs `oos_label`).
+    pub synthetic_oos: f32,
+    /// If set, the threshold instead maximises in-scope accuracy subject to this validation oos recall.
+    pub min_oos_recall: Option<f32>,
+    /// Characters of a message that are looked at; bounds latency on hostile input.
+    pub max_chars: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            epochs: 12,
+            min_steps: 300,
+            batch_size: 128,
+            lr: 5e-3,
+            weight_decay: 1e-4,
+            embed_dim: 48,
+            hidden_dim: 256,
+            hash_buckets: 1 << 14,
+            wordpiece_vocab: 4000,
+            members: 2,
+            dropout: 0.3,
+            feature_dropout: 0.2,
+            label_smoothing: 0.1,
+            oos_weight: 1.0,
+            min_oos_recall: None,
+            synthetic_oos: 0.0,
+            max_chars: 1000,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Preset for FAQ-sized data (~1k examples): fewer hash buckets, because there are few distinct n-grams
+    /// to spread and every optimiser step updates the whole table, so a smaller table trains in ~1-2 s.
+    pub fn small_data() -> Self {
+        Self { hash_buckets: 1 << 13, wordpiece_vocab: 2000, batch_size: 64, min_steps: 250, ..Self::default() }
+    }
+}
+
+/// Validation-side figures of a training run (test is never looked at here).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub n_train: usize,
+    pub n_labels: usize,
+    pub temperature: f32,
+    pub threshold: f32,
+    pub val_in_scope_accuracy: f32,
+    pub val_oos_recall: Option<f32>,
+    pub val_ece_before: f32,
+    pub val_ece_after: f32,
+    pub final_train_loss: Vec<f32>,
+    /// Wall time; kept out of config.json so saved bytes stay deterministic.
+    #[serde(skip)]
+    pub train_seconds: f64,
+}
+
+/// Result of `classify`: best labels with calibrated probabilities, and the out-of-scope verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    pub ranking: Vec<(String, f32)>,
+    pub out_of_scope: bool,
+}
+
+/// A trained classifier; cheap to share across threads (`&self` only).
+pub struct IntentModel {
+    featurizer: Featurizer,
+    members: Vec<Member>,
+    labels: Vec<String>,
+    oos_label: Option<String>,
+    /// Index of the explicit oos class, when the training data had one.
+    oos_index: Option<usize>,
+    temperature: f32,
+    threshold: f32,
+    cfg: TrainConfig,
+    report: TrainReport,
+}
+
+impl IntentModel {
+    /// Trains tokenizer/features and the network on `train`; then calibrates temperature and chooses the
+    /// out-of-scope threshold on `validation` (never on test).
+    pub fn train(
+        train: &[Example],
+        validation: &[Example],
+        oos_label: Option<&str>,
+        cfg: &TrainConfig,
+    ) -> Result<(Self, TrainReport), IntentError> {
+        let start = Instant::now();
+        net::check_config(cfg)?;
+        // Synthetic out-of-scope negatives (spliced halves of two different intents) extend the 100 real oos
+        // examples; they are only ever training data, never used for calibration.
+        let synth = match oos_label {
+            Some(o) if cfg.synthetic_oos > 0.0 => net::synthetic_negatives(train, o, cfg.synthetic_oos, cfg.seed),
+            _ => Vec::new(),
+        };
+        let all: Vec<&Example> = train.iter().chain(&synth).collect();
+        let labels: Vec<String> = all.iter().map(|e| e.label.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        if labels.len() < 2 {
+            return Err(IntentError::InvalidInput("need at least two distinct labels".into()));
+        }
+        let index_of = |l: &str| labels.binary_search_by(|x| x.as_str().cmp(l)).ok();
+        let oos_index = oos_label.and_then(index_of);
+        let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
+        let mut featurizer = Featurizer::train(&texts, cfg.wordpiece_vocab, cfg.hash_buckets, cfg.max_chars)?;
+        let data: Vec<(Vec<u32>, u32)> =
+            all.iter().map(|e| (featurizer.feature_ids(&e.text), index_of(&e.label).unwrap_or(0) as u32)).collect();
+        featurizer.fit_idf(&data[..train.len()].iter().map(|d| &d.0).collect::<Vec<_>>());
+        let members = net::train_members(&data, &featurizer, labels.len(), cfg)?;
+        let mut model = IntentModel {
+            featurizer,
+            members: members.iter().map(|m| m.0.clone()).collect(),
+            labels,
+            oos_label: oos_label.map(str::to_string),
+            oos_index,
+            temperature: 1.0,
+            threshold: 0.0,
+            cfg: cfg.clone(),
+            report: TrainReport::default(),
+        };
+        let mut report = model.calibrate(validation);
+        report.n_train = train.len();
+        report.final_train_loss = members.iter().map(|m| m.1).collect();
+        report.train_seconds = start.elapsed().as_secs_f64();
+        model.report = report.clone();
+        Ok((model, report))
+    }
+
+    /// Fits the temperature, then the threshold, on validation; returns validation figures.
+    fn calibrate(&mut self, validation: &[Example]) -> TrainReport {
+        let index_of = |l: &str| self.labels.binary_search_by(|x| x.as_str().cmp(l)).ok();
+        let logits: Vec<Vec<f32>> = validation.iter().map(|e| self.logits(&e.text)).collect();
+        let (mut fit_z, mut fit_gold) = (Vec::new(), Vec::new());
+        for (z, e) in logits.iter().zip(validation) {
+            if let Some(g) = index_of(&e.label) {
+                fit_z.push(z.clone());
+                fit_gold.push(g);
+            }
+        }
+        self.temperature = calibrate::fit_temperature(&fit_z, &fit_gold);
+        let conf = |t: f32| -> Vec<(f32, bool)> {
+            fit_z
+                .iter()
+                .zip(&fit_gold)
+                .map(|(z, &g)| {
+                    let p = softmax_t(z, t);
+                    let arg = argmax(&p);
+                    (p[arg], arg == g)
+                })
+                .collect()
+        };
+        let (ece_before, ece_after) = (calibrate::ece(&conf(1.0), 15), calibrate::ece(&conf(self.temperature), 15));
+        let items = self.threshold_items(&logits, validation);
+        self.threshold = calibrate::choose_threshold(&items, self.cfg.oos_weight, self.cfg.min_oos_recall);
+        let rejected = |i: &ThresholdItem| i.oos_argmax || i.score < self.threshold;
+        let n_in = items.iter().filter(|i| !i.gold_oos).count().max(1) as f32;
+        let n_oos = items.iter().filter(|i| i.gold_oos).count();
+        TrainReport {
+            n_labels: self.labels.len(),
+            temperature: self.temperature,
+            threshold: self.threshold,
+            val_in_scope_accuracy: items.iter().filter(|i| !i.gold_oos && i.in_correct && !rejected(i)).count() as f32
+                / n_in,
+            val_oos_recall: (n_oos > 0)
+                .then(|| items.iter().filter(|i| i.gold_oos && rejected(i)).count() as f32 / n_oos as f32),
+            val_ece_before: ece_before,
+            val_ece_after: ece_after,
+            ..TrainReport::default()
+        }
+    }
+
+    /// Per-example inputs of the threshold search, at the current temperature.
+    fn threshold_items(&self, logits: &[Vec<f32>], validation: &[Example]) -> Vec<ThresholdItem> {
+        let index_of = |l: &str| self.labels.binary_search_by(|x| x.as_str().cmp(l)).ok();
+        logits
+            .iter()
+            .zip(validation)
+            .map(|(z, e)| {
+                let p = softmax_t(z, self.temperature);
+                let (best_in, score) = self.best_in_scope(&p);
+                ThresholdItem {
+                    score,
+                    in_correct: index_of(&e.label) == Some(best_in),
+                    oos_argmax: self.oos_index == Some(argmax(&p)),
+                    gold_oos: self.oos_label.as_deref() == Some(e.label.as_str()),
+                }
+            })
+            .collect()
+    }
+
+    /// Re-chooses only the out-of-scope threshold on `validation` with another objective (see
+    /// `TrainConfig::oos_weight` / `min_oos_recall`), e.g. to move the operating point without retraining.
+    pub fn rechoose_threshold(&mut self, validation: &[Example], oos_weight: f32, min_oos_recall: Option<f32>) -> f32 {
+        let logits: Vec<Vec<f32>> = validation.iter().map(|e| self.logits(&e.text)).collect();
+        let items = self.threshold_items(&logits, validation);
+        self.threshold = calibrate::choose_threshold(&items, oos_weight, min_oos_recall);
+        self.cfg.oos_weight = oos_weight;
+        self.cfg.min_oos_recall = min_oos_recall;
+        self.report.threshold = self.threshold;
+        self.threshold
+    }
+
+    /// Best in-scope class and its probability (the explicit oos class, if any, is skipped).
+    pub(crate) fn best_in_scope(&self, p: &[f32]) -> (usize, f32) {
+        p.iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != self.oos_index)
+            .fold((0, 0.0f32), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+    }
+
+    /// Uncalibrated ensemble logits over `labels()`.
+    pub(crate) fn logits(&self, text: &str) -> Vec<f32> {
+        ensemble_logits(&self.members, &self.featurizer.features(text), self.labels.len())
+    }
+
+    /// Full ranking plus the out-of-scope verdict for given logits.
+    pub(crate) fn decide(&self, logits: &[f32]) -> Prediction {
+        let p = softmax_t(logits, self.temperature);
+        let (_, score) = self.best_in_scope(&p);
+        // Rejected when the explicit oos class wins or no in-scope intent is confident enough.
+        let out_of_scope = self.oos_index == Some(argmax(&p)) || score < self.threshold;
+        let mut ranking: Vec<(String, f32)> = self.labels.iter().cloned().zip(p).collect();
+        ranking.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Prediction { ranking, out_of_scope }
+    }
+
+    /// Top `top_k` labels with calibrated probabilities; never panics on any input.
+    pub fn classify(&self, text: &str, top_k: usize) -> Prediction {
+        let mut pred = self.decide(&self.logits(text));
+        pred.ranking.truncate(top_k);
+        pred
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn temperature(&self) -> f32 {
+        self.temperature
+    }
+
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
+    /// The validation report stored with the model (wall time is zero after `load`).
+    pub fn report(&self) -> &TrainReport {
+        &self.report
+    }
+}
+
+fn argmax(p: &[f32]) -> usize {
+    p.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+}
