@@ -56,6 +56,8 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(chat)
         .add_service(agent)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        // The incoming stream's own setting applies, not the builder's: without it Nagle's algorithm holds small
+        // responses back for tens of milliseconds (BENCHMARKS.md).
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await
 }

@@ -1,0 +1,125 @@
+//! Scaling table: for 100 to 100,000 FAQ entries, the time to generate and index the knowledge base, the process
+//! memory (VmRSS and peak VmHWM) with knowledge base and index held as the service holds them, and the
+//! distribution of per-query search latency (p50/p95/p99/max) over the held-out messages in nl and en.
+//! Each size runs in a fresh child process so memory figures do not carry over.
+//!
+//! `cargo bench --bench scaling -- [--sizes 100,1000,10000,100000] [--rounds 5]`
+
+#[path = "support/phrasings.rs"]
+mod phrasings;
+#[path = "support/rng.rs"]
+mod rng;
+#[path = "support/synthetic.rs"]
+mod synthetic;
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use loket::knowledge::FaqIndex;
+
+fn status_kib(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|line| line.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
+/// Per-query latencies over `rounds` passes of `queries`, after one unmeasured pass.
+fn latencies(index: &FaqIndex, queries: &[String], language: &str, rounds: usize) -> Vec<Duration> {
+    for query in queries {
+        black_box(index.search(query, language, 5));
+    }
+    let mut out = Vec::with_capacity(queries.len() * rounds);
+    for _ in 0..rounds {
+        for query in queries {
+            let started = Instant::now();
+            black_box(index.search(query, language, 5));
+            out.push(started.elapsed());
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Measures one size and prints one table row.
+fn child(entries: usize, rounds: usize) {
+    let manifest = phrasings::manifest_dir();
+    let heldout = phrasings::load(&manifest.join("tests/data/heldout.tsv"));
+    let (nl, en) = (phrasings::texts_in(&heldout, "nl"), phrasings::texts_in(&heldout, "en"));
+    let shipped = synthetic::shipped(&manifest);
+    let baseline = status_kib("VmRSS:");
+    let started = Instant::now();
+    let kb = synthetic::knowledge_base(&shipped, entries, 42);
+    let generated = started.elapsed();
+    let started = Instant::now();
+    let index = FaqIndex::build(&kb).expect("index builds");
+    let built = started.elapsed();
+    let (rss, peak) = (status_kib("VmRSS:"), status_kib("VmHWM:"));
+    let nl_latencies = latencies(&index, &nl, "nl", rounds);
+    let en_latencies = latencies(&index, &en, "en", rounds);
+    let row = |l: &[Duration]| {
+        format!(
+            "{:.3} | {:.3} | {:.3} | {:.3}",
+            percentile(l, 0.5),
+            percentile(l, 0.95),
+            percentile(l, 0.99),
+            percentile(l, 1.0)
+        )
+    };
+    println!(
+        "| {entries:>7} | {:>9} | {:>6.2} | {:>7.2} | {:>7.1} | {:>7.1} | {:>7.1} | {} | {} | {} |",
+        synthetic::example_count(&kb),
+        generated.as_secs_f64(),
+        built.as_secs_f64(),
+        mib(rss),
+        mib(rss.saturating_sub(baseline)),
+        mib(peak),
+        row(&nl_latencies),
+        row(&en_latencies),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?"),
+    );
+    black_box((kb, index));
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut sizes = vec![100, 1_000, 10_000, 100_000];
+    let mut rounds = 5;
+    let mut only = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                let list = args.next().expect("--sizes 100,1000");
+                sizes = list.split(',').map(|s| s.trim().parse().expect("--sizes takes numbers")).collect();
+            }
+            "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds takes a number"),
+            "--child" => only = args.next().and_then(|n| n.parse().ok()),
+            // `cargo bench` passes --bench; criterion-style filters are not used here.
+            _ => {}
+        }
+    }
+    if let Some(entries) = only {
+        child(entries, rounds);
+        return;
+    }
+    println!(
+        "| entries | examples | gen s | build s | RSS MiB | KB+index MiB | peak MiB | nl search ms p50 | p95 | p99 | max | en search ms p50 | p95 | p99 | max | load 1 min |"
+    );
+    println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let exe = std::env::current_exe().expect("own path");
+    for entries in sizes {
+        let status = Command::new(&exe)
+            .args(["--child", &entries.to_string(), "--rounds", &rounds.to_string()])
+            .status()
+            .expect("child runs");
+        assert!(status.success(), "size {entries} failed: {status}");
+    }
+}
