@@ -1,6 +1,6 @@
 //! Criterion: FAQ search latency at 100 to 100,000 entries (synthetic, see `support/synthetic.rs`) with the
-//! held-out Dutch messages as queries, and the whole decision policy on the shipped knowledge base (retrieval
-//! only: no intent model is passed).
+//! held-out Dutch messages as queries; the whole decision policy on the shipped knowledge base, with search alone
+//! and with the shipped intent model; and the model's `classify`.
 //!
 //! `cargo bench --bench search` (build time and memory per size: `cargo bench --bench scaling`).
 
@@ -18,6 +18,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use loket::config::Config;
 use loket::conversation::{Channel, DialogueMemory, Tier};
 use loket::dialogue::{Policy, TurnInput};
+use loket::intent::LiveModel;
 use loket::knowledge::{FaqIndex, Knowledge};
 
 const SIZES: [usize; 4] = [100, 1_000, 10_000, 100_000];
@@ -74,6 +75,33 @@ fn policy(c: &mut Criterion) {
             black_box(policy.decide(&knowledge, None, &input))
         })
     });
+    // The same mix with the shipped intent model: what `serve` does for every message.
+    let model = LiveModel::open(&manifest.join("models/intent")).current().expect("the shipped model loads");
+    let mut next = 0;
+    group.bench_function("decide_heldout_mix_with_model", |b| {
+        b.iter(|| {
+            next = (next + 1) % messages.len();
+            let message = &messages[next];
+            let input = TurnInput {
+                text: &message.text,
+                language: &message.language,
+                tier: Tier::Standard,
+                channel: Channel::Chat,
+                memory: &memory,
+            };
+            black_box(policy.decide(&knowledge, Some(&model), &input))
+        })
+    });
+    let mut next = 0;
+    group.bench_function("classify_heldout_mix", |b| {
+        b.iter(|| {
+            next = (next + 1) % messages.len();
+            black_box(model.classify(&messages[next].text, 5))
+        })
+    });
+    let twenty = "ik heb vorige week een stofzuiger besteld maar hij is nog steeds niet bezorgd kunnen jullie kijken waar mijn pakket nu is";
+    assert_eq!(twenty.split_whitespace().count(), 22);
+    group.bench_function("classify_22_words", |b| b.iter(|| black_box(model.classify(black_box(twenty), 5))));
     group.bench_function("decide_human_request", |b| {
         let input = TurnInput {
             text: "ik wil een medewerker spreken",

@@ -410,3 +410,23 @@ async fn transfer_moves_the_handoff_to_another_skill() {
     assert!(package.notes[0].contains("dubbele afschrijving"));
     agent.claim_handoff(pb::ClaimHandoffRequest { handoff_id, agent_id: "hank".into() }).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_always_human_category_is_handed_off_instead_of_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.policy.always_human_categories = vec!["privacy".into()];
+    let server = TestServer::start(config).await;
+    let mut chat = server.chat().await;
+    let id = conversation_id(&start_conversation(&mut chat, "en").await);
+    let response = send(&mut chat, &id, "what do you do with my personal data").await;
+    assert_eq!(kind(&response), DecisionKind::Handoff, "{:?}", response.decision);
+    assert_eq!(response.decision.as_ref().unwrap().handoff_reason(), pb::HandoffReason::AlwaysHuman);
+    let mut agent = server.agent().await;
+    let (_, snapshot) = watch_queue(&mut agent, "pia", &["privacy"]).await;
+    assert_eq!(snapshot.len(), 1, "routed to the privacy skill");
+    // Other topics are still answered by the bot.
+    let id = conversation_id(&start_conversation(&mut chat, "en").await);
+    assert_eq!(kind(&send(&mut chat, &id, "how long do i have to return something").await), DecisionKind::Answer);
+    server.stop().await;
+}
