@@ -187,14 +187,17 @@ impl Dialogue {
         let lock = self.lock(conversation_id);
         let _guard = lock.lock().await;
         let mut conversation = self.conversation(conversation_id).await?;
-        if let Some(id) = client_message_id
-            && let Some(turn) = self.store.turn(conversation_id, id).await?
-        {
-            return Ok(SendOutcome { turn, replayed: true });
-        }
         if conversation.state == State::Ended {
+            // A retry of a message stored before the end still gets its answer.
+            if let Some(id) = client_message_id
+                && let Some(turn) = self.store.turn(conversation_id, id).await?
+            {
+                return Ok(SendOutcome { turn, replayed: true });
+            }
             return Err(Error::FailedPrecondition(format!("conversation {conversation_id} has ended")));
         }
+        // Retries are not looked up first: the unique client message id makes the commit fail and the stored
+        // turn is returned then. That keeps a database round trip off every first attempt.
 
         let language = self.message_language(&conversation, text);
         conversation.updated_at = self.clock.now_millis();

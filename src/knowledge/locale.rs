@@ -47,6 +47,19 @@ pub struct Locale {
     #[serde(default)]
     pub filler: Vec<String>,
     pub replies: Replies,
+    /// The phrases above, normalised once at load instead of on every message.
+    #[serde(skip)]
+    prepared: Prepared,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Prepared {
+    /// " phrase " forms, for whole-word containment.
+    human_request: Vec<String>,
+    frustration: Vec<String>,
+    /// Longest first, so "dank je wel" is taken whole before "dank".
+    small_talk: Vec<(String, SmallTalk)>,
+    filler: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +120,8 @@ impl Locale {
         if locale.language != language {
             return Err(problem(1, format!("language is {:?}, expected {language:?}", locale.language)));
         }
+        let mut locale = locale;
+        locale.prepare();
         if locale.weekdays.len() != 7 {
             return Err(problem(0, "weekdays: needs 7 names, Monday first".into()));
         }
@@ -114,6 +129,26 @@ impl Locale {
             return Err(problem(0, format!("unknown stemmer {:?}", locale.stemmer)));
         }
         Ok(locale)
+    }
+
+    fn prepare(&mut self) {
+        let padded = |list: &[String]| list.iter().map(|p| format!(" {} ", normalize(p))).collect::<Vec<_>>();
+        let kinds = [
+            (SmallTalk::Greeting, &self.small_talk.greeting),
+            (SmallTalk::Thanks, &self.small_talk.thanks),
+            (SmallTalk::Goodbye, &self.small_talk.goodbye),
+        ];
+        let mut small_talk: Vec<(String, SmallTalk)> = kinds
+            .iter()
+            .flat_map(|(kind, list)| list.iter().map(move |p| (format!(" {} ", normalize(p)), *kind)))
+            .collect();
+        small_talk.sort_by_key(|(phrase, _)| std::cmp::Reverse(phrase.len()));
+        self.prepared = Prepared {
+            human_request: padded(&self.human_request),
+            frustration: padded(&self.frustration),
+            small_talk,
+            filler: self.filler.iter().map(|w| normalize(w)).collect(),
+        };
     }
 
     /// The tantivy language for this locale's stemmer and stop words.
@@ -137,7 +172,7 @@ impl Locale {
     /// Whether the normalised message asks for a person.
     pub fn asks_for_human(&self, normalized: &str) -> bool {
         let padded = format!(" {normalized} ");
-        self.human_request.iter().any(|phrase| padded.contains(&format!(" {} ", normalize(phrase))))
+        self.prepared.human_request.iter().any(|phrase| padded.contains(phrase.as_str()))
     }
 
     /// The small-talk kind when the whole message is small talk (greetings, thanks, goodbyes and filler only).
@@ -145,33 +180,22 @@ impl Locale {
     pub fn small_talk(&self, normalized: &str) -> Option<SmallTalk> {
         let mut rest = format!(" {normalized} ");
         let mut first: Option<(usize, SmallTalk)> = None;
-        let kinds = [
-            (SmallTalk::Greeting, &self.small_talk.greeting),
-            (SmallTalk::Thanks, &self.small_talk.thanks),
-            (SmallTalk::Goodbye, &self.small_talk.goodbye),
-        ];
-        let mut phrases: Vec<(String, SmallTalk)> =
-            kinds.iter().flat_map(|(kind, list)| list.iter().map(move |p| (normalize(p), *kind))).collect();
-        // Longest first, so "dank je wel" is taken whole before "dank".
-        phrases.sort_by_key(|(phrase, _)| std::cmp::Reverse(phrase.len()));
-        for (phrase, kind) in &phrases {
-            let needle = format!(" {phrase} ");
-            if let Some(at) = rest.find(&needle) {
+        for (needle, kind) in &self.prepared.small_talk {
+            if let Some(at) = rest.find(needle.as_str()) {
                 if first.is_none_or(|(position, _)| at < position) {
                     first = Some((at, *kind));
                 }
-                rest = rest.replace(&needle, " ");
+                rest = rest.replace(needle.as_str(), " ");
             }
         }
         let (_, kind) = first?;
-        let filler: Vec<String> = self.filler.iter().map(|w| normalize(w)).collect();
-        rest.split_whitespace().all(|word| filler.iter().any(|f| f == word)).then_some(kind)
+        rest.split_whitespace().all(|word| self.prepared.filler.iter().any(|f| f == word)).then_some(kind)
     }
 
     /// Whether the message sounds frustrated or angry: a listed phrase, three exclamation marks, or shouting.
     pub fn sounds_frustrated(&self, text: &str, normalized: &str) -> bool {
         let padded = format!(" {normalized} ");
-        let phrase = self.frustration.iter().any(|p| padded.contains(&format!(" {} ", normalize(p))));
+        let phrase = self.prepared.frustration.iter().any(|p| padded.contains(p.as_str()));
         let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
         let upper = letters.iter().filter(|c| c.is_uppercase()).count();
         let shouting = letters.len() >= 12 && upper * 10 >= letters.len() * 8;

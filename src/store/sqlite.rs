@@ -92,6 +92,10 @@ async fn insert_events(
     events: &[Event],
     turn: Option<&Turn>,
 ) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(events.len());
     for event in events {
         let (kind, client_message_id) = match &event.body {
             EventBody::Message(message) => ("message", message.client_message_id.clone()),
@@ -101,27 +105,29 @@ async fn insert_events(
             Some(turn) if turn.message.seq == event.seq => Some(to_json(turn)?),
             _ => None,
         };
-        let result = sqlx::query(
-            "INSERT INTO events (conversation_id, seq, created_at, kind, client_message_id, body, turn) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&event.conversation_id)
-        .bind(event.seq as i64)
-        .bind(event.created_at)
-        .bind(kind)
-        .bind(client_message_id)
-        .bind(to_json(&event.body)?)
-        .bind(turn_json)
-        .execute(&mut *tx)
-        .await;
-        if let Err(sqlx::Error::Database(e)) = &result
-            && e.is_unique_violation()
-            && e.message().contains("client_message_id")
-        {
-            return Err(StoreError::DuplicateClientMessage);
-        }
-        result?;
+        rows.push((event, kind, client_message_id, to_json(&event.body)?, turn_json));
     }
+    // One statement for all of a turn's events: every statement is a round trip to sqlx's SQLite thread.
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO events (conversation_id, seq, created_at, kind, client_message_id, body, turn) ",
+    );
+    insert.push_values(rows, |mut row, (event, kind, client_message_id, body, turn_json)| {
+        row.push_bind(&event.conversation_id)
+            .push_bind(event.seq as i64)
+            .push_bind(event.created_at)
+            .push_bind(kind)
+            .push_bind(client_message_id)
+            .push_bind(body)
+            .push_bind(turn_json);
+    });
+    let result = insert.build().execute(&mut *tx).await;
+    if let Err(sqlx::Error::Database(e)) = &result
+        && e.is_unique_violation()
+        && e.message().contains("client_message_id")
+    {
+        return Err(StoreError::DuplicateClientMessage);
+    }
+    result?;
     Ok(())
 }
 
