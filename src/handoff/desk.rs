@@ -35,6 +35,8 @@ pub enum QueueEventKind {
 pub struct QueueEvent {
     pub kind: QueueEventKind,
     pub package: Option<HandoffPackage>,
+    /// For a transfer: the skill the hand-off left, whose watchers see it go.
+    pub from_skill: Option<String>,
 }
 
 /// A hand-off with the context an agent needs.
@@ -66,8 +68,12 @@ impl Default for QueueHub {
 
 impl QueueHub {
     pub fn publish(&self, kind: QueueEventKind, package: HandoffPackage) {
+        self.send(QueueEvent { kind, package: Some(package), from_skill: None });
+    }
+
+    fn send(&self, event: QueueEvent) {
         // An error only means nobody is watching.
-        let _ = self.sender.send(QueueEvent { kind, package: Some(package) });
+        let _ = self.sender.send(event);
     }
 }
 
@@ -150,14 +156,14 @@ impl Desk {
             // Oldest first: the order an agent works in.
             snapshot.reverse();
             for package in snapshot {
-                yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package) };
+                yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package), from_skill: None };
             }
-            yield QueueEvent { kind: QueueEventKind::Synced, package: None };
+            yield QueueEvent { kind: QueueEventKind::Synced, package: None, from_skill: None };
             while let Some(event) = live.next().await {
                 match event {
                     Ok(event) => {
                         let relevant = event.package.as_ref().is_some_and(|p| skills.contains(&p.handoff.skill))
-                            || event.kind == QueueEventKind::Transferred;
+                            || event.from_skill.as_ref().is_some_and(|from| skills.contains(from));
                         if relevant {
                             yield event;
                         }
@@ -166,9 +172,9 @@ impl Desk {
                     Err(BroadcastStreamRecvError::Lagged(_)) => {
                         for handoff in dialogue.store().handoffs(&filter, 0, 10_000).await? {
                             let package = package(dialogue.store(), handoff).await?;
-                            yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package) };
+                            yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package), from_skill: None };
                         }
-                        yield QueueEvent { kind: QueueEventKind::Synced, package: None };
+                        yield QueueEvent { kind: QueueEventKind::Synced, package: None, from_skill: None };
                     }
                 }
             }
@@ -242,7 +248,9 @@ impl Desk {
         let detail = format!("transferred from {from} to {skill}");
         self.transition(&handoff, HandoffState::Claimed, State::Queued, &detail, false).await?;
         let package = package(self.store(), handoff).await?;
-        self.dialogue.queue().publish(QueueEventKind::Transferred, package.clone());
+        let event =
+            QueueEvent { kind: QueueEventKind::Transferred, package: Some(package.clone()), from_skill: Some(from) };
+        self.dialogue.queue().send(event);
         Ok(package.handoff)
     }
 

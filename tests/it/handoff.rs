@@ -387,6 +387,7 @@ async fn transfer_moves_the_handoff_to_another_skill() {
     let mut chat = server.chat().await;
     let mut agent = server.agent().await;
     let (mut billing_queue, _) = watch_queue(&mut agent, "hank", &["billing"]).await;
+    let (mut privacy_queue, _) = watch_queue(&mut agent, "pia", &["privacy"]).await;
     ask_for_a_person(&mut chat, "cust-transfer").await;
     let handoff_id = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner().handoffs[0]
         .handoff_id
@@ -409,6 +410,9 @@ async fn transfer_moves_the_handoff_to_another_skill() {
     assert_eq!(package.handoff_id, handoff_id);
     assert!(package.notes[0].contains("dubbele afschrijving"));
     agent.claim_handoff(pb::ClaimHandoffRequest { handoff_id, agent_id: "hank".into() }).await.unwrap();
+    // An agent of an unrelated skill never saw any of it.
+    let nothing = tokio::time::timeout(Duration::from_millis(300), privacy_queue.next()).await;
+    assert!(nothing.is_err(), "the privacy agent saw {nothing:?}");
 }
 
 #[tokio::test]
