@@ -1,6 +1,7 @@
 //! Persistence behind one small interface, so the embedded SQLite default and a shared PostgreSQL can both
 //! serve it. A call that returns Ok has committed: callers acknowledge only after it.
 
+mod group_commit;
 mod sqlite;
 
 use async_trait::async_trait;

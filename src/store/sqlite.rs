@@ -1,5 +1,5 @@
 //! The embedded default store: SQLite in WAL mode in the data directory. Writes from this process go through
-//! one mutex, so SQLite never has to arbitrate between our own writers.
+//! one writer task ([`super::group_commit`]), so SQLite never has to arbitrate between our own writers.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -10,14 +10,14 @@ use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use tokio::sync::Mutex;
 
+use super::group_commit::{GroupCommit, OwnedCommit};
 use super::{Commit, HandoffFilter, Store, StoreError};
 use crate::conversation::{Channel, Conversation, Event, EventBody, Handoff, HandoffState, State, Tier, Turn};
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    write: Mutex<()>,
+    writer: GroupCommit,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -65,7 +65,8 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool, write: Mutex::new(()) })
+        let writer = GroupCommit::start(pool.clone());
+        Ok(SqliteStore { pool, writer })
     }
 }
 
@@ -87,7 +88,7 @@ fn conversation_from_row(row: &SqliteRow) -> Result<Conversation, StoreError> {
     })
 }
 
-async fn insert_events(
+pub(super) async fn insert_events(
     tx: &mut sqlx::SqliteConnection,
     events: &[Event],
     turn: Option<&Turn>,
@@ -131,7 +132,7 @@ async fn insert_events(
     Ok(())
 }
 
-async fn save_conversation(tx: &mut sqlx::SqliteConnection, c: &Conversation) -> Result<(), StoreError> {
+pub(super) async fn save_conversation(tx: &mut sqlx::SqliteConnection, c: &Conversation) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO conversations (id, customer_id, tier, channel, language, language_fixed, metadata, state, \
          created_at, updated_at, last_seq, memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -155,7 +156,7 @@ async fn save_conversation(tx: &mut sqlx::SqliteConnection, c: &Conversation) ->
     Ok(())
 }
 
-async fn save_handoff(
+pub(super) async fn save_handoff(
     tx: &mut sqlx::SqliteConnection,
     handoff: &Handoff,
     expected: Option<HandoffState>,
@@ -211,15 +212,13 @@ fn handoffs_from_rows(rows: &[SqliteRow]) -> Result<Vec<Handoff>, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
-        let _write = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
-        save_conversation(&mut tx, commit.conversation).await?;
-        insert_events(&mut tx, commit.events, commit.turn).await?;
-        if let Some((handoff, expected)) = commit.handoff {
-            save_handoff(&mut tx, handoff, expected).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let owned = OwnedCommit {
+            conversation: commit.conversation.clone(),
+            events: commit.events.to_vec(),
+            turn: commit.turn.cloned(),
+            handoff: commit.handoff.map(|(handoff, expected)| (handoff.clone(), expected)),
+        };
+        self.writer.commit(owned).await
     }
 
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {

@@ -260,3 +260,48 @@ async fn health_and_reflection_are_served() {
     assert!(names.contains(&"loket.v1.ChatService"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
 }
+
+#[tokio::test]
+async fn a_retry_among_many_concurrent_messages_is_replayed_and_the_others_are_stored() {
+    let (server, _dir) = fresh_server().await;
+    let mut chat = server.chat().await;
+    let retried = conversation_id(&start_conversation(&mut chat, "en").await);
+    let request = pb::SendMessageRequest {
+        conversation_id: retried.clone(),
+        text: "how long does delivery take".into(),
+        client_message_id: "once".into(),
+    };
+    let first = chat.send_message(request.clone()).await.unwrap().into_inner();
+    let mut others = Vec::new();
+    for _ in 0..20 {
+        others.push(conversation_id(&start_conversation(&mut chat, "nl").await));
+    }
+    // The retry lands in the same database batch as other conversations' messages: the batch fails on its
+    // duplicate id, and every commit is then written (or refused) on its own.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, id) in others.iter().enumerate() {
+        let mut chat = chat.clone();
+        let request = pb::SendMessageRequest {
+            conversation_id: id.clone(),
+            text: "wat zijn de verzendkosten".into(),
+            client_message_id: format!("m{n}"),
+        };
+        tasks.spawn(async move { chat.send_message(request).await.map(|r| r.into_inner().replayed) });
+    }
+    let mut retry_chat = chat.clone();
+    tasks.spawn(async move { retry_chat.send_message(request).await.map(|r| r.into_inner().replayed) });
+    let mut replayed = 0;
+    while let Some(outcome) = tasks.join_next().await {
+        replayed += usize::from(outcome.unwrap().expect("every message is accepted"));
+    }
+    assert_eq!(replayed, 1, "only the retry is a replay");
+    for id in &others {
+        let transcript =
+            chat.get_conversation(pb::GetConversationRequest { conversation_id: id.clone() }).await.unwrap();
+        assert!(transcript.into_inner().messages.iter().any(|m| m.text == "wat zijn de verzendkosten"));
+    }
+    let transcript = chat.get_conversation(pb::GetConversationRequest { conversation_id: retried }).await.unwrap();
+    let stored = transcript.into_inner().messages.iter().filter(|m| m.client_message_id == "once").count();
+    assert_eq!(stored, 1);
+    assert!(!first.replayed);
+}

@@ -1,0 +1,91 @@
+//! Group commit for SQLite: one writer task takes every commit that is waiting and writes them in one
+//! transaction. Each SQL statement is a round trip to sqlx's SQLite thread and commits are serialised anyway, so
+//! sharing BEGIN/COMMIT among the turns of many conversations is what lets throughput grow with concurrency.
+//! A batch that fails (a duplicate client message id, a hand-off changed meanwhile) is rolled back and its
+//! commits are retried one by one, so each caller gets exactly its own outcome.
+
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+use super::sqlite::{insert_events, save_conversation, save_handoff};
+use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
+
+/// Most commits written in one transaction.
+const MAX_BATCH: usize = 64;
+
+/// A commit as the writer task holds it.
+pub(super) struct OwnedCommit {
+    pub conversation: Conversation,
+    pub events: Vec<Event>,
+    pub turn: Option<Turn>,
+    pub handoff: Option<(Handoff, Option<HandoffState>)>,
+}
+
+struct Job {
+    commit: OwnedCommit,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The handle callers submit commits through.
+pub(super) struct GroupCommit {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts the writer task; it ends when the handle is dropped.
+    pub fn start(pool: SqlitePool) -> GroupCommit {
+        let (jobs, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(pool, receiver));
+        GroupCommit { jobs }
+    }
+
+    /// Returns once the commit is durable (or failed, with nothing of it written).
+    pub async fn commit(&self, commit: OwnedCommit) -> Result<(), StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.jobs.send(Job { commit, done }).map_err(|_| StoreError::Corrupt("the database writer stopped".into()))?;
+        outcome.await.map_err(|_| StoreError::Corrupt("the database writer stopped".into()))?
+    }
+}
+
+async fn apply(tx: &mut sqlx::SqliteConnection, commit: &OwnedCommit) -> Result<(), StoreError> {
+    save_conversation(tx, &commit.conversation).await?;
+    insert_events(tx, &commit.events, commit.turn.as_ref()).await?;
+    if let Some((handoff, expected)) = &commit.handoff {
+        save_handoff(tx, handoff, *expected).await?;
+    }
+    Ok(())
+}
+
+async fn write_all(pool: &SqlitePool, commits: &[&OwnedCommit]) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    for commit in commits {
+        apply(&mut tx, commit).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn write_loop(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let commits: Vec<&OwnedCommit> = batch.iter().map(|job| &job.commit).collect();
+        if batch.len() > 1 && write_all(&pool, &commits).await.is_ok() {
+            for job in batch {
+                let _ = job.done.send(Ok(()));
+            }
+            continue;
+        }
+        // Alone, or the batch failed as a whole (and was rolled back): each commit on its own.
+        for job in batch {
+            let outcome = write_all(&pool, &[&job.commit]).await;
+            let _ = job.done.send(outcome);
+        }
+    }
+}
