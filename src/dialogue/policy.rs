@@ -394,3 +394,33 @@ fn faq_match(entry: &Faq, language: &str, score: f32) -> FaqMatch {
         score,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, PolicyOverride};
+
+    #[test]
+    fn tiers_move_the_thresholds_and_languages_override_them() {
+        let mut config = Config::default();
+        config.policy.languages.insert(
+            "en".into(),
+            PolicyOverride { answer_min_score: Some(0.6), intent_min_confidence: Some(0.7), ..Default::default() },
+        );
+        let policy = Policy::new(config.policy.clone(), config.channels.clone());
+        let (basic, standard, advanced) = (
+            policy.thresholds("nl", Tier::Basic),
+            policy.thresholds("nl", Tier::Standard),
+            policy.thresholds("nl", Tier::Advanced),
+        );
+        // ADVANCED customers need a surer answer (a person sooner); BASIC ones get more automation.
+        assert!(
+            basic.answer_min_score < standard.answer_min_score && standard.answer_min_score < advanced.answer_min_score
+        );
+        assert!(basic.intent_min_confidence < standard.intent_min_confidence);
+        assert!(standard.intent_min_confidence < advanced.intent_min_confidence);
+        let english = policy.thresholds("en", Tier::Standard);
+        assert_eq!((english.answer_min_score, english.intent_min_confidence), (0.6, 0.7));
+        assert_eq!(english.answer_min_margin, standard.answer_min_margin, "not overridden: the default");
+    }
+}
