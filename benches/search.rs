@@ -60,38 +60,25 @@ fn policy(c: &mut Criterion) {
     group.sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
     group.throughput(Throughput::Elements(1));
 
-    let mut next = 0;
-    group.bench_function("decide_heldout_mix", |b| {
-        b.iter(|| {
-            next = (next + 1) % messages.len();
-            let message = &messages[next];
-            let input = TurnInput {
-                text: &message.text,
-                language: &message.language,
-                tier: Tier::Standard,
-                channel: Channel::Chat,
-                memory: &memory,
-            };
-            black_box(policy.decide(&knowledge, None, &input))
-        })
-    });
-    // The same mix with the shipped intent model: what `serve` does for every message.
+    // Search alone, then with the shipped intent model: what `serve` does for every message.
     let model = LiveModel::open(&manifest.join("models/intent")).current().expect("the shipped model loads");
-    let mut next = 0;
-    group.bench_function("decide_heldout_mix_with_model", |b| {
-        b.iter(|| {
-            next = (next + 1) % messages.len();
-            let message = &messages[next];
-            let input = TurnInput {
-                text: &message.text,
-                language: &message.language,
-                tier: Tier::Standard,
-                channel: Channel::Chat,
-                memory: &memory,
-            };
-            black_box(policy.decide(&knowledge, Some(&model), &input))
-        })
-    });
+    for (name, model) in [("decide_heldout_mix", None), ("decide_heldout_mix_with_model", Some(&*model))] {
+        let mut next = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                next = (next + 1) % messages.len();
+                let message = &messages[next];
+                let input = TurnInput {
+                    text: &message.text,
+                    language: &message.language,
+                    tier: Tier::Standard,
+                    channel: Channel::Chat,
+                    memory: &memory,
+                };
+                black_box(policy.decide(&knowledge, model, &input))
+            })
+        });
+    }
     let mut next = 0;
     group.bench_function("classify_heldout_mix", |b| {
         b.iter(|| {
