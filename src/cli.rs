@@ -221,12 +221,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train { common, out, seed } => {
             let config = common.config()?;
             let out = out.unwrap_or_else(|| config.intent.model_dir.clone());
-            let kb = KnowledgeBase::load(&config.knowledge.dir, &config.languages.supported)?;
+            let knowledge = Knowledge::load(&config.knowledge.dir, &config.languages.supported)?;
             let conversational = config.knowledge.dir.join("intents/conversational.yaml");
             let started = std::time::Instant::now();
-            let training = intent::service::train(&kb, &conversational, &config.languages.supported, seed)?;
+            let training = intent::service::train(&knowledge.base, &conversational, &config.languages.supported, seed)?;
             let seconds = started.elapsed().as_secs_f64();
-            let knowledge = Knowledge::load(&config.knowledge.dir, &config.languages.supported)?;
             let heldout = Path::new("tests/data/heldout.tsv");
             let evaluation = match eval::read_phrasings(heldout) {
                 Ok(phrasings) => {
