@@ -114,6 +114,18 @@ impl Dialogue {
         self.check_text_limit("text", text)
     }
 
+    /// An id from a caller (customer, client message, agent, skill) must be given and fit the configured limit.
+    pub(crate) fn check_id(&self, field: &'static str, value: &str) -> Result<()> {
+        if value.trim().is_empty() {
+            return Err(Error::invalid(field, "is required"));
+        }
+        let limit = self.config.limits.max_id_bytes;
+        if value.len() > limit {
+            return Err(Error::invalid(field, format!("longer than {limit} bytes")));
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_text_limit(&self, field: &'static str, text: &str) -> Result<()> {
         let limit = self.config.limits.max_message_bytes;
         if text.len() > limit {
@@ -129,12 +141,7 @@ impl Dialogue {
     pub async fn start(&self, request: StartConversation) -> Result<(Conversation, Event)> {
         let limits = &self.config.limits;
         let customer_id = request.customer_id.trim();
-        if customer_id.is_empty() {
-            return Err(Error::invalid("customer_id", "is required"));
-        }
-        if customer_id.len() > limits.max_id_bytes {
-            return Err(Error::invalid("customer_id", format!("longer than {} bytes", limits.max_id_bytes)));
-        }
+        self.check_id("customer_id", customer_id)?;
         if request.metadata.len() > limits.max_metadata_entries {
             return Err(Error::invalid("metadata", format!("more than {} entries", limits.max_metadata_entries)));
         }
@@ -177,11 +184,11 @@ impl Dialogue {
         client_message_id: Option<&str>,
     ) -> Result<SendOutcome> {
         let started = std::time::Instant::now();
-        let limits = &self.config.limits;
         self.check_text(text)?;
+        // Optional: absent or empty means "no idempotency", anything given must be a valid id.
         let client_message_id = client_message_id.map(str::trim).filter(|id| !id.is_empty());
-        if client_message_id.is_some_and(|id| id.len() > limits.max_id_bytes) {
-            return Err(Error::invalid("client_message_id", format!("longer than {} bytes", limits.max_id_bytes)));
+        if let Some(id) = client_message_id {
+            self.check_id("client_message_id", id)?;
         }
 
         let lock = self.lock(conversation_id);

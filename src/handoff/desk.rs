@@ -116,16 +116,6 @@ impl Desk {
         self.dialogue.store()
     }
 
-    fn check_id(field: &'static str, value: &str) -> Result<()> {
-        if value.trim().is_empty() {
-            return Err(Error::invalid(field, "is required"));
-        }
-        if value.len() > 128 {
-            return Err(Error::invalid(field, "longer than 128 bytes"));
-        }
-        Ok(())
-    }
-
     async fn load(&self, handoff_id: &str) -> Result<Handoff> {
         self.store()
             .handoff(handoff_id)
@@ -139,7 +129,7 @@ impl Desk {
         agent_id: &str,
         skills: Vec<String>,
     ) -> Result<impl Stream<Item = Result<QueueEvent>> + Send + 'static> {
-        Self::check_id("agent_id", agent_id)?;
+        self.dialogue.check_id("agent_id", agent_id)?;
         if skills.is_empty() || skills.iter().any(|s| s.trim().is_empty()) {
             return Err(Error::invalid("skills", "name at least one skill, none empty"));
         }
@@ -183,7 +173,7 @@ impl Desk {
 
     /// Claims a queued hand-off; exactly one of several racing agents wins.
     pub async fn claim(&self, handoff_id: &str, agent_id: &str) -> Result<HandoffPackage> {
-        Self::check_id("agent_id", agent_id)?;
+        self.dialogue.check_id("agent_id", agent_id)?;
         let found = self.load(handoff_id).await?;
         let lock = self.dialogue.lock(&found.conversation_id);
         let _guard = lock.lock().await;
@@ -209,7 +199,7 @@ impl Desk {
 
     /// A message from the agent who holds the hand-off to its customer.
     pub async fn send(&self, handoff_id: &str, agent_id: &str, text: &str) -> Result<Event> {
-        Self::check_id("agent_id", agent_id)?;
+        self.dialogue.check_id("agent_id", agent_id)?;
         self.dialogue.check_text(text)?;
         let found = self.load(handoff_id).await?;
         let lock = self.dialogue.lock(&found.conversation_id);
@@ -234,8 +224,8 @@ impl Desk {
 
     /// Back to the queue, routed to `skill`, with a note for the next agent.
     pub async fn transfer(&self, handoff_id: &str, agent_id: &str, skill: &str, note: &str) -> Result<Handoff> {
-        Self::check_id("agent_id", agent_id)?;
-        Self::check_id("skill", skill)?;
+        self.dialogue.check_id("agent_id", agent_id)?;
+        self.dialogue.check_id("skill", skill)?;
         let found = self.load(handoff_id).await?;
         let lock = self.dialogue.lock(&found.conversation_id);
         let _guard = lock.lock().await;
@@ -256,7 +246,7 @@ impl Desk {
 
     /// Resolves the hand-off; the bot takes the conversation back and asks for a rating.
     pub async fn resolve(&self, handoff_id: &str, agent_id: &str, note: &str) -> Result<Handoff> {
-        Self::check_id("agent_id", agent_id)?;
+        self.dialogue.check_id("agent_id", agent_id)?;
         let found = self.load(handoff_id).await?;
         let lock = self.dialogue.lock(&found.conversation_id);
         let _guard = lock.lock().await;
