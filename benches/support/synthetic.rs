@@ -112,7 +112,7 @@ pub fn knowledge_base(shipped: &KnowledgeBase, entries: usize, seed: u64) -> Kno
             translations,
         });
     }
-    KnowledgeBase { faqs, locales: shipped.locales.clone() }
+    KnowledgeBase::new(faqs, shipped.locales.clone())
 }
 
 /// Examples (canonical questions and phrasings) in all languages.

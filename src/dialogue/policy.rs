@@ -128,23 +128,15 @@ impl Policy {
 
         let found = knowledge.index.search(input.text, input.language, RETRIEVAL_DEPTH);
         let terse = normalized.split(' ').filter(|w| !w.is_empty()).count() <= TERSE_WORDS;
-        let evidence = match model {
+        let (intents, out_of_scope) = match model {
             Some(model) => {
                 let prediction = model.classify(input.text, EVIDENCE_INTENTS);
-                Evidence {
-                    hits: found.hits.iter().map(|h| (h.faq, h.score)).collect(),
-                    intents: prediction.ranking,
-                    out_of_scope: prediction.out_of_scope,
-                    terse,
-                }
+                (prediction.ranking, prediction.out_of_scope)
             }
-            None => Evidence {
-                hits: found.hits.iter().map(|h| (h.faq, h.score)).collect(),
-                intents: Vec::new(),
-                out_of_scope: false,
-                terse,
-            },
+            None => (Vec::new(), false),
         };
+        let hits = found.hits.iter().map(|h| (h.faq, h.score)).collect();
+        let evidence = Evidence { hits, intents, out_of_scope, terse };
         turn.intents = evidence
             .intents
             .iter()
@@ -265,7 +257,7 @@ impl Policy {
         }
         let (label, p1) = evidence.top_intent()?;
         let p2 = evidence.intents.get(1).map_or(0.0, |i| i.1);
-        let faq = knowledge.base.faqs.iter().position(|f| f.id == label)?;
+        let faq = knowledge.base.position(label)?;
         let model_clear = !evidence.out_of_scope
             && !evidence.terse
             && p1 >= limits.intent_min_confidence
@@ -286,7 +278,7 @@ impl Policy {
         if !evidence.out_of_scope {
             for (label, p) in &evidence.intents {
                 if *p >= self.config.intent_clarify_min
-                    && let Some(faq) = knowledge.base.faqs.iter().position(|f| &f.id == label)
+                    && let Some(faq) = knowledge.base.position(label)
                 {
                     scored.push((faq, *p));
                 }

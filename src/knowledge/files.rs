@@ -91,7 +91,7 @@ pub fn load_dir(dir: &Path, languages: &[String]) -> Result<KnowledgeBase, Vec<P
         }
     }
     if problems.is_empty() {
-        Ok(KnowledgeBase { faqs: faqs.into_iter().map(|(faq, _)| faq).collect(), locales })
+        Ok(KnowledgeBase::new(faqs.into_iter().map(|(faq, _)| faq).collect(), locales))
     } else {
         Err(problems)
     }

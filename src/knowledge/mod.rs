@@ -5,7 +5,7 @@ mod files;
 mod index;
 mod locale;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub use files::{Problem, load_dir};
@@ -47,6 +47,8 @@ impl Translation {
 pub struct KnowledgeBase {
     pub faqs: Vec<Faq>,
     pub locales: BTreeMap<String, Locale>,
+    /// Position in `faqs` by id: the policy looks entries up by id on every message.
+    positions: HashMap<String, usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +71,18 @@ impl KnowledgeBase {
             .map_err(|problems| KnowledgeError::Invalid { dir: dir.display().to_string(), problems })
     }
 
+    pub fn new(faqs: Vec<Faq>, locales: BTreeMap<String, Locale>) -> KnowledgeBase {
+        let positions = faqs.iter().enumerate().map(|(position, faq)| (faq.id.clone(), position)).collect();
+        KnowledgeBase { faqs, locales, positions }
+    }
+
+    /// Position of the entry with this id in `faqs`.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.positions.get(id).copied()
+    }
+
     pub fn faq(&self, id: &str) -> Option<&Faq> {
-        self.faqs.iter().find(|faq| faq.id == id)
+        self.position(id).map(|position| &self.faqs[position])
     }
 
     pub fn locale(&self, language: &str) -> &Locale {
