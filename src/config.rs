@@ -64,8 +64,15 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KnowledgeConfig {
-    /// Directory with `faq/*.yaml` and `locales/*.yaml`.
+    /// Directory with `faq/*.yaml` and `locales/*.yaml`. The FAQ files seed the database on first start; from
+    /// then on the database is the source of truth (edited through `KnowledgeService` or `loket kb import`).
     pub dir: PathBuf,
+    /// Retrain the intent model in the background after knowledge edits, and swap it in when done.
+    pub retrain: bool,
+    /// Quiet time after the last edit before a retrain starts, in milliseconds (edits in a burst train once).
+    pub retrain_delay_ms: u64,
+    /// Training passes of a background retrain (`loket train` uses the same default).
+    pub retrain_epochs: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -227,7 +234,7 @@ impl Default for StorageConfig {
 
 impl Default for KnowledgeConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("knowledge-base") }
+        Self { dir: PathBuf::from("knowledge-base"), retrain: true, retrain_delay_ms: 2000, retrain_epochs: 30 }
     }
 }
 

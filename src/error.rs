@@ -1,6 +1,7 @@
 //! The errors the service's operations return to callers. The transport maps each kind to one status code
 //! (`server::status`); internal details are logged there, never sent.
 
+use crate::knowledge::validate::Violation;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,12 @@ pub enum Error {
     /// The thing to create exists already (for example a second rating).
     #[error("{0}")]
     AlreadyExists(String),
+    /// Several fields are wrong at once (an FAQ entry, an import); every violation is reported.
+    #[error("{}", .0.iter().map(|v| format!("{}: {}", v.field, v.reason)).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<Violation>),
+    /// Someone else changed the target since the caller read it (optimistic concurrency): re-read and retry.
+    #[error("{0}")]
+    Aborted(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
 }

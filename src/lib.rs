@@ -9,16 +9,20 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod dialogue;
+pub mod editor;
 pub mod error;
 pub mod handoff;
 pub mod intent;
 pub mod knowledge;
+pub mod privacy;
 pub mod server;
 pub mod store;
 pub mod text;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing::info;
@@ -26,14 +30,18 @@ use tracing::info;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dialogue::Dialogue;
+use crate::editor::{Editor, Retrainer, seed};
 use crate::intent::LiveModel;
-use crate::knowledge::Knowledge;
+use crate::knowledge::{Knowledge, LiveKnowledge};
 use crate::store::{SqliteStore, Store};
 
 /// Everything a running loket needs, built from a [`Config`]; tests build one and serve it on their own listener.
 pub struct App {
     pub config: Arc<Config>,
     pub dialogue: Arc<Dialogue>,
+    pub editor: Arc<Editor>,
+    /// Where background retrains save the model they swap in.
+    retrained_dir: PathBuf,
 }
 
 impl App {
@@ -45,31 +53,55 @@ impl App {
 
     /// Like [`App::build`] with the store and clock given.
     pub async fn build_with(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-        let dir = config.knowledge.dir.clone();
         let languages = config.languages.supported.clone();
-        // Parsing and indexing are CPU work: keep them off the async workers.
-        let knowledge = tokio::task::spawn_blocking(move || Knowledge::load(&dir, &languages)).await??;
+        // The database is the source of truth; the files seed it on first start.
+        let (entries, base) = seed::load(&*store, &config.knowledge.dir, &languages, clock.now_millis()).await?;
+        let locales = base.locales.clone();
+        // Indexing is CPU work: keep it off the async workers.
+        let knowledge = tokio::task::spawn_blocking(move || Knowledge::build(base)).await??;
         info!(
             entries = knowledge.base.faqs.len(),
             examples = knowledge.index.len(),
             languages = ?config.languages.supported,
             "knowledge base loaded"
         );
-        let model_dir = config.intent.model_dir.clone();
+
+        // The shipped model fits the shipped knowledge. Once editors changed it, the model retrained here (stamped
+        // with the knowledge version it learned) is used, and a retrain is due when it is missing or behind.
+        let retrained_dir = config.storage.data_dir.join("intent-model");
+        let edited = seed::edited_since_seed(&*store).await?;
+        let version = store.knowledge_version().await?;
+        let trained = editor::trained_version(&retrained_dir);
+        let model_dir =
+            if edited && trained.is_some() { retrained_dir.clone() } else { config.intent.model_dir.clone() };
+        let retrain_due = edited && trained != Some(version);
         let model = tokio::task::spawn_blocking(move || LiveModel::open(&model_dir)).await?;
+
+        let retrainer = Retrainer::new(
+            config.knowledge.retrain,
+            Duration::from_millis(config.knowledge.retrain_delay_ms),
+            config.knowledge.retrain_epochs,
+        );
+        if retrain_due {
+            info!(version, trained = ?trained, "the knowledge base changed since the model was trained: retraining");
+            retrainer.request();
+        }
         let config = Arc::new(config);
-        let dialogue =
-            Arc::new(Dialogue::new(store, Arc::new(knowledge), Arc::new(model), Arc::clone(&config), clock)?);
-        Ok(App { config, dialogue })
+        let live = Arc::new(LiveKnowledge::new(knowledge));
+        let dialogue = Arc::new(Dialogue::new(store, live, Arc::new(model), Arc::clone(&config), clock)?);
+        let editor = Arc::new(Editor::new(Arc::clone(&dialogue), entries, locales, retrainer));
+        Ok(App { config, dialogue, editor, retrained_dir })
     }
 
     /// Serves the gRPC API on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let watcher = self.watch_model();
-        let served = server::serve(self.dialogue, listener, shutdown).await;
+        let retrain = self.editor.retrainer_handle().spawn(Arc::clone(&self.dialogue), self.retrained_dir.clone());
+        let served = server::serve(self.dialogue, self.editor, listener, shutdown).await;
         if let Some(watcher) = watcher {
             watcher.abort();
         }
+        retrain.abort();
         served?;
         Ok(())
     }

@@ -26,7 +26,8 @@ use crate::conversation::{
 use crate::error::{Error, Result};
 use crate::handoff::{self, QueueEventKind, QueueHub, Schedules};
 use crate::intent::LiveModel;
-use crate::knowledge::Knowledge;
+use crate::knowledge::gaps::Gap;
+use crate::knowledge::{Knowledge, LiveKnowledge};
 use crate::store::{Commit, Store, StoreError};
 
 /// What a front-end gives to start a conversation.
@@ -48,7 +49,7 @@ pub struct SendOutcome {
 
 pub struct Dialogue {
     store: Arc<dyn Store>,
-    knowledge: Arc<Knowledge>,
+    knowledge: Arc<LiveKnowledge>,
     model: Arc<LiveModel>,
     policy: Policy,
     config: Arc<Config>,
@@ -63,7 +64,7 @@ pub struct Dialogue {
 impl Dialogue {
     pub fn new(
         store: Arc<dyn Store>,
-        knowledge: Arc<Knowledge>,
+        knowledge: Arc<LiveKnowledge>,
         model: Arc<LiveModel>,
         config: Arc<Config>,
         clock: Arc<dyn Clock>,
@@ -134,8 +135,22 @@ impl Dialogue {
         Ok(())
     }
 
-    pub fn knowledge(&self) -> &Knowledge {
+    /// The knowledge base in force right now (an edit swaps in a new one; this one stays valid while held).
+    pub fn knowledge(&self) -> Arc<Knowledge> {
+        self.knowledge.current()
+    }
+
+    /// Where knowledge edits swap in a rebuilt knowledge base.
+    pub fn live_knowledge(&self) -> &LiveKnowledge {
         &self.knowledge
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     pub async fn start(&self, request: StartConversation) -> Result<(Conversation, Event)> {
@@ -169,7 +184,7 @@ impl Dialogue {
             memory: DialogueMemory::default(),
             language,
         };
-        let greeting_text = self.knowledge.base.locale(&conversation.language).greeting.clone();
+        let greeting_text = self.knowledge().base.locale(&conversation.language).greeting.clone();
         let greeting_body = bot_message(greeting_text, &conversation.language, None);
         let greeting = self.next_event(&mut conversation, greeting_body);
         self.store.commit(Commit::new(&conversation, std::slice::from_ref(&greeting))).await?;
@@ -206,7 +221,9 @@ impl Dialogue {
         // Retries are not looked up first: the unique client message id makes the commit fail and the stored
         // turn is returned then. That keeps a database round trip off every first attempt.
 
-        let language = self.message_language(&conversation, text);
+        // Held for this message only: an edit or a model swapped in meanwhile applies from the next message on.
+        let knowledge = self.knowledge.current();
+        let language = self.message_language(&knowledge, &conversation, text);
         conversation.updated_at = self.clock.now_millis();
         let customer = Message {
             id: uuid::Uuid::new_v4().to_string(),
@@ -219,13 +236,13 @@ impl Dialogue {
         let message = self.next_event(&mut conversation, EventBody::Message(customer));
         let mut events = vec![message.clone()];
         let mut opened = None;
+        let mut gap = None;
         let (decision, replies) = if conversation.state.human_owned() {
             (silent_decision(&language), Vec::new())
         } else {
-            // Held for this message only: a model swapped in meanwhile applies from the next message on.
             let model = self.model.current();
             let outcome = self.policy.decide(
-                &self.knowledge,
+                &knowledge,
                 model.as_deref(),
                 &TurnInput {
                     text,
@@ -236,9 +253,10 @@ impl Dialogue {
                 },
             );
             conversation.memory = outcome.memory;
+            gap = knowledge_gap(&conversation, &outcome.decision, text, conversation.updated_at);
             let mut texts = outcome.replies;
             if outcome.decision.handoff_reason.is_some() {
-                let locale = self.knowledge.base.locale(&language);
+                let locale = knowledge.base.locale(&language);
                 let opening = handoff::open(
                     &*self.store,
                     &self.config.handoff,
@@ -276,6 +294,7 @@ impl Dialogue {
         let commit = Commit {
             turn: Some(&turn),
             handoff: opened.as_ref().map(|h| (h, None)),
+            gap: gap.as_ref(),
             ..Commit::new(&conversation, &events)
         };
         match self.store.commit(commit).await {
@@ -326,7 +345,7 @@ impl Dialogue {
             return Err(Error::FailedPrecondition(format!("conversation {conversation_id} has already ended")));
         }
         conversation.updated_at = self.clock.now_millis();
-        let farewell = self.knowledge.base.locale(&conversation.language).replies.ended.clone();
+        let farewell = self.knowledge().base.locale(&conversation.language).replies.ended.clone();
         let language = conversation.language.clone();
         let goodbye = self.next_event(&mut conversation, bot_message(farewell, &language, None));
         let ended = self.change_state(&mut conversation, State::Ended, None, "ended by the front-end");
@@ -393,11 +412,11 @@ impl Dialogue {
     }
 
     /// The conversation's fixed language, else the language the text is written in, else the conversation's.
-    fn message_language(&self, conversation: &Conversation, text: &str) -> String {
+    fn message_language(&self, knowledge: &Knowledge, conversation: &Conversation, text: &str) -> String {
         if conversation.language_fixed {
             return conversation.language.clone();
         }
-        self.knowledge.index.detect_language(text).unwrap_or_else(|| conversation.language.clone())
+        knowledge.index.detect_language(text).unwrap_or_else(|| conversation.language.clone())
     }
 
     pub(crate) fn lock(&self, conversation_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -456,4 +475,26 @@ fn silent_decision(language: &str) -> Decision {
         clarify_options: Vec::new(),
         handoff_reason: None,
     }
+}
+
+/// A question the bot could not answer well, for the editors' gap list: handed off because nothing matched (not
+/// because the customer asked for a person or sounded upset), or met with a clarifying question. Redacted here,
+/// so personal data never reaches the gap list.
+fn knowledge_gap(conversation: &Conversation, decision: &Decision, text: &str, at: i64) -> Option<Gap> {
+    let reason = match (decision.kind, decision.handoff_reason) {
+        (_, Some(reason @ (HandoffReason::LowConfidence | HandoffReason::RepeatedFailure))) => reason.as_str(),
+        (DecisionKind::Clarify, _) => "clarify",
+        _ => return None,
+    };
+    Some(Gap {
+        id: uuid::Uuid::new_v4().to_string(),
+        conversation_id: conversation.id.clone(),
+        language: decision.language.clone(),
+        text: crate::privacy::redact(text.trim()),
+        reason: reason.to_owned(),
+        best_faq: decision.faq_matches.first().map(|m| m.faq_id.clone()),
+        created_at: at,
+        resolved_at: None,
+        resolved_faq: None,
+    })
 }

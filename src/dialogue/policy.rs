@@ -70,6 +70,9 @@ struct Evidence {
     out_of_scope: bool,
     /// One- or two-word messages ("retour", "mijn account") are ambiguous however sure the model sounds.
     terse: bool,
+    /// Retrieval's best entry is one the model was not trained on (created or edited since): until the
+    /// background retrain swaps a new model in, retrieval alone decides about it.
+    top_hit_new: bool,
 }
 
 impl Evidence {
@@ -135,8 +138,15 @@ impl Policy {
             }
             None => (Vec::new(), false),
         };
+        let top_hit_new = match (model, found.hits.first()) {
+            (Some(model), Some(hit)) => {
+                let id = &knowledge.base.faqs[hit.faq].id;
+                knowledge.untrained(id) || !model.labels().iter().any(|label| label == id)
+            }
+            _ => false,
+        };
         let hits = found.hits.iter().map(|h| (h.faq, h.score)).collect();
-        let evidence = Evidence { hits, intents, out_of_scope, terse };
+        let evidence = Evidence { hits, intents, out_of_scope, terse, top_hit_new };
         turn.intents = evidence
             .intents
             .iter()
@@ -251,7 +261,7 @@ impl Policy {
             let runner_up = evidence.hits.get(1).map_or(0.0, |h| h.1);
             first && evidence.retrieval(faq) - runner_up >= limits.answer_min_margin
         };
-        if !has_model {
+        if !has_model || evidence.top_hit_new {
             let &(faq, _) = evidence.hits.first()?;
             return retrieval_clear(faq).then(|| &knowledge.base.faqs[faq]);
         }

@@ -10,7 +10,8 @@ use tracing::{error, info};
 use super::{IntentError, IntentModel};
 
 pub struct LiveModel {
-    dir: PathBuf,
+    /// Where the model in use came from, watched for a newer one.
+    dir: RwLock<PathBuf>,
     current: RwLock<Option<Arc<IntentModel>>>,
     /// Modification time of the files last loaded, to notice a new model on disk.
     loaded_stamp: RwLock<Option<SystemTime>>,
@@ -27,7 +28,8 @@ fn stamp(dir: &Path) -> Option<SystemTime> {
 impl LiveModel {
     /// Loads the model in `dir`; without one (or with a broken one) the service runs on retrieval alone.
     pub fn open(dir: &Path) -> LiveModel {
-        let live = LiveModel { dir: dir.to_owned(), current: RwLock::new(None), loaded_stamp: RwLock::new(None) };
+        let live =
+            LiveModel { dir: RwLock::new(dir.to_owned()), current: RwLock::new(None), loaded_stamp: RwLock::new(None) };
         match live.reload() {
             Ok(()) => {}
             Err(e) => error!(dir = %dir.display(), error = %e, "no intent model loaded: answering from search alone"),
@@ -37,32 +39,49 @@ impl LiveModel {
 
     /// A model already in memory (tests, `loket eval`).
     pub fn fixed(model: IntentModel) -> LiveModel {
-        LiveModel { dir: PathBuf::new(), current: RwLock::new(Some(Arc::new(model))), loaded_stamp: RwLock::new(None) }
+        LiveModel {
+            dir: RwLock::new(PathBuf::new()),
+            current: RwLock::new(Some(Arc::new(model))),
+            loaded_stamp: RwLock::new(None),
+        }
     }
 
     pub fn current(&self) -> Option<Arc<IntentModel>> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    fn dir(&self) -> PathBuf {
+        self.dir.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Loads the model from disk and swaps it in; on error the previous model stays.
     pub fn reload(&self) -> Result<(), IntentError> {
-        let stamp = stamp(&self.dir);
-        let model = IntentModel::load(&self.dir)?;
-        info!(dir = %self.dir.display(), labels = model.labels().len(), "intent model loaded");
+        let dir = self.dir();
+        let stamp = stamp(&dir);
+        let model = IntentModel::load(&dir)?;
+        info!(dir = %dir.display(), labels = model.labels().len(), "intent model loaded");
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(model));
         *self.loaded_stamp.write().unwrap_or_else(|e| e.into_inner()) = stamp;
         Ok(())
     }
 
+    /// Swaps in a model trained in this process and saved in `dir`, which is watched from now on.
+    pub fn swap(&self, model: IntentModel, dir: &Path) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(model));
+        *self.dir.write().unwrap_or_else(|e| e.into_inner()) = dir.to_owned();
+        *self.loaded_stamp.write().unwrap_or_else(|e| e.into_inner()) = stamp(dir);
+    }
+
     /// Reloads when the files on disk changed since the last load attempt; logs a rejected model once.
     pub fn reload_if_changed(&self) {
-        let on_disk = stamp(&self.dir);
+        let dir = self.dir();
+        let on_disk = stamp(&dir);
         let loaded = *self.loaded_stamp.read().unwrap_or_else(|e| e.into_inner());
         if on_disk.is_none() || on_disk == loaded {
             return;
         }
         if let Err(e) = self.reload() {
-            error!(dir = %self.dir.display(), error = %e, "new intent model rejected: keeping the current one");
+            error!(dir = %dir.display(), error = %e, "new intent model rejected: keeping the current one");
             // Remember the stamp so a broken file is reported once, not on every poll.
             *self.loaded_stamp.write().unwrap_or_else(|e| e.into_inner()) = on_disk;
         }

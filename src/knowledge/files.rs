@@ -1,17 +1,14 @@
 //! Reads the knowledge-base files an editor maintains by hand (`faq/<category>.yaml`, `locales/<lang>.yaml`)
 //! and validates them, reporting every problem with its file, line and reason.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Faq, KnowledgeBase, Locale, MIN_PHRASINGS, Translation};
-use crate::text::normalize;
-
-const MAX_QUESTION_CHARS: usize = 300;
-const MAX_ANSWER_CHARS: usize = 4000;
+use super::validate::{Violation, check_across, check_entry};
+use super::{Faq, KnowledgeBase, Locale, Translation};
 
 /// One thing wrong with a knowledge-base file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +25,7 @@ impl fmt::Display for Problem {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CategoryFile {
     category: String,
@@ -36,17 +33,17 @@ struct CategoryFile {
     entries: Vec<EntryFile>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct EntryFile {
     id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     skill: Option<String>,
     /// Every other key is a language code.
     #[serde(flatten)]
     translations: BTreeMap<String, TranslationFile>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TranslationFile {
     question: String,
@@ -57,29 +54,16 @@ struct TranslationFile {
 /// Loads and validates a knowledge-base directory.
 pub fn load_dir(dir: &Path, languages: &[String]) -> Result<KnowledgeBase, Vec<Problem>> {
     let mut problems = Vec::new();
-    let faq_dir = dir.join("faq");
-    let mut files = match std::fs::read_dir(&faq_dir) {
-        Ok(entries) => entries
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
-            .collect::<Vec<_>>(),
-        Err(e) => {
-            return Err(vec![Problem { file: faq_dir, line: 0, reason: format!("cannot read directory: {e}") }]);
+    let faqs = match read_faq_dir(dir) {
+        Ok(files) => parse_files(&files, languages).unwrap_or_else(|found| {
+            problems = found;
+            Vec::new()
+        }),
+        Err(problem) => {
+            problems.push(problem);
+            Vec::new()
         }
     };
-    files.sort();
-    let mut faqs = Vec::new();
-    for path in &files {
-        match std::fs::read_to_string(path) {
-            Ok(text) => faqs.extend(parse_category(path, &text, languages, &mut problems)),
-            Err(e) => problems.push(Problem { file: path.clone(), line: 0, reason: format!("cannot read: {e}") }),
-        }
-    }
-    if files.is_empty() {
-        problems.push(Problem { file: faq_dir, line: 0, reason: "no *.yaml files".into() });
-    }
-    check_across_entries(&faqs, &mut problems);
-
     let mut locales = BTreeMap::new();
     for language in languages {
         let path = dir.join("locales").join(format!("{language}.yaml"));
@@ -90,11 +74,111 @@ pub fn load_dir(dir: &Path, languages: &[String]) -> Result<KnowledgeBase, Vec<P
             Err(problem) => problems.push(problem),
         }
     }
-    if problems.is_empty() {
-        Ok(KnowledgeBase::new(faqs.into_iter().map(|(faq, _)| faq).collect(), locales))
-    } else {
-        Err(problems)
+    if problems.is_empty() { Ok(KnowledgeBase::new(faqs, locales)) } else { Err(problems) }
+}
+
+/// The locales of `languages` from `dir/locales`.
+pub fn load_locales(dir: &Path, languages: &[String]) -> Result<BTreeMap<String, Locale>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut locales = BTreeMap::new();
+    for language in languages {
+        match Locale::load(&dir.join("locales").join(format!("{language}.yaml")), language) {
+            Ok(locale) => {
+                locales.insert(language.clone(), locale);
+            }
+            Err(problem) => problems.push(problem),
+        }
     }
+    if problems.is_empty() { Ok(locales) } else { Err(problems) }
+}
+
+/// The `faq/*.yaml` files of a knowledge-base directory, by path, sorted.
+pub fn read_faq_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>, Problem> {
+    let faq_dir = dir.join("faq");
+    let mut paths = match std::fs::read_dir(&faq_dir) {
+        Ok(entries) => entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
+            .collect::<Vec<_>>(),
+        Err(e) => return Err(Problem { file: faq_dir, line: 0, reason: format!("cannot read directory: {e}") }),
+    };
+    if paths.is_empty() {
+        return Err(Problem { file: faq_dir, line: 0, reason: "no *.yaml files".into() });
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(e) => Err(Problem { file: path, line: 0, reason: format!("cannot read: {e}") }),
+        })
+        .collect()
+}
+
+/// Parses and validates category files (path and text), all-or-nothing: every problem is reported.
+pub fn parse_files(files: &[(PathBuf, String)], languages: &[String]) -> Result<Vec<Faq>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut faqs = Vec::new();
+    for (path, text) in files {
+        faqs.extend(parse_category(path, text, languages, &mut problems));
+    }
+    for (position, violation) in check_across(faqs.iter().map(|(faq, _)| faq)) {
+        let (faq, (file, line)) = &faqs[position];
+        problems.push(entry_problem(file, *line, faq, violation));
+    }
+    if problems.is_empty() { Ok(faqs.into_iter().map(|(faq, _)| faq).collect()) } else { Err(problems) }
+}
+
+fn entry_problem(file: &Path, line: usize, faq: &Faq, violation: Violation) -> Problem {
+    Problem {
+        file: file.to_owned(),
+        line,
+        reason: format!("entry {}: {}: {}", faq.id, violation.field, violation.reason),
+    }
+}
+
+/// Writes entries as category files, one per category (`<category>.yaml`), in the format `load_dir` reads.
+pub fn export(faqs: &[&Faq]) -> Vec<(String, String)> {
+    let mut by_category: BTreeMap<&str, Vec<&Faq>> = BTreeMap::new();
+    for faq in faqs {
+        by_category.entry(&faq.category).or_default().push(faq);
+    }
+    by_category
+        .into_iter()
+        .map(|(category, entries)| {
+            // The file's skill is the one most of its entries use; the others name theirs.
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for faq in &entries {
+                *counts.entry(&faq.skill).or_default() += 1;
+            }
+            let skill = counts.iter().max_by_key(|(_, n)| **n).map(|(s, _)| s.to_string()).unwrap_or_default();
+            let file = CategoryFile {
+                category: category.to_owned(),
+                entries: entries
+                    .iter()
+                    .map(|faq| EntryFile {
+                        id: faq.id.clone(),
+                        skill: (faq.skill != skill).then(|| faq.skill.clone()),
+                        translations: faq
+                            .translations
+                            .iter()
+                            .map(|(language, t)| {
+                                let t = TranslationFile {
+                                    question: t.question.clone(),
+                                    phrasings: t.phrasings.clone(),
+                                    answer: t.answer.clone(),
+                                };
+                                (language.clone(), t)
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                skill,
+            };
+            let text = serde_norway::to_string(&file).expect("plain strings and lists serialise");
+            (format!("{category}.yaml"), text)
+        })
+        .collect()
 }
 
 pub(super) fn yaml_problem(path: &Path, error: &serde_norway::Error) -> Problem {
@@ -126,41 +210,6 @@ fn parse_category(
     let mut faqs = Vec::new();
     for (position, entry) in parsed.entries.into_iter().enumerate() {
         let line = id_lines.get(position).copied().unwrap_or(0);
-        let mut problem = |reason: String| problems.push(Problem { file: path.to_owned(), line, reason });
-        let id_ok =
-            !entry.id.is_empty() && entry.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !id_ok {
-            problem(format!("id {:?}: use lowercase letters, digits and hyphens", entry.id));
-        }
-        for language in languages {
-            if !entry.translations.contains_key(language) {
-                problem(format!("entry {}: missing language {language}", entry.id));
-            }
-        }
-        for (language, translation) in &entry.translations {
-            if !languages.contains(language) {
-                problem(format!("entry {}: language {language} is not configured", entry.id));
-                continue;
-            }
-            let field = |name: &str| format!("entry {}: {language}.{name}", entry.id);
-            if translation.question.trim().is_empty() {
-                problem(format!("{}: is empty", field("question")));
-            }
-            if translation.answer.trim().is_empty() {
-                problem(format!("{}: is empty", field("answer")));
-            }
-            if translation.answer.chars().count() > MAX_ANSWER_CHARS {
-                problem(format!("{}: longer than {MAX_ANSWER_CHARS} characters", field("answer")));
-            }
-            if translation.phrasings.len() < MIN_PHRASINGS {
-                problem(format!("{}: needs at least {MIN_PHRASINGS}", field("phrasings")));
-            }
-            for text in std::iter::once(&translation.question).chain(&translation.phrasings) {
-                if text.trim().is_empty() || text.chars().count() > MAX_QUESTION_CHARS {
-                    problem(format!("{}: {text:?} is empty or longer than {MAX_QUESTION_CHARS}", field("phrasings")));
-                }
-            }
-        }
         let translations = entry
             .translations
             .into_iter()
@@ -179,35 +228,12 @@ fn parse_category(
             skill: entry.skill.unwrap_or_else(|| parsed.skill.clone()),
             translations,
         };
+        for violation in check_entry(&faq, languages) {
+            problems.push(entry_problem(path, line, &faq, violation));
+        }
         faqs.push((faq, (path.to_owned(), line)));
     }
     faqs
-}
-
-/// Ids must be unique, and one phrasing must not teach two entries.
-fn check_across_entries(faqs: &[(Faq, (PathBuf, usize))], problems: &mut Vec<Problem>) {
-    let mut ids: HashMap<&str, &(PathBuf, usize)> = HashMap::new();
-    let mut examples: HashMap<(String, String), &str> = HashMap::new();
-    for (faq, place) in faqs {
-        let problem = |reason: String| Problem { file: place.0.clone(), line: place.1, reason };
-        if let Some(first) = ids.insert(&faq.id, place) {
-            problems.push(problem(format!("duplicate id {} (first at {}:{})", faq.id, first.0.display(), first.1)));
-        }
-        for (language, translation) in &faq.translations {
-            for example in translation.examples() {
-                let key = (language.clone(), normalize(example));
-                match examples.get(&key) {
-                    Some(other) if *other != faq.id => problems.push(problem(format!(
-                        "entry {}: {language} phrasing {example:?} also belongs to entry {other}",
-                        faq.id
-                    ))),
-                    _ => {
-                        examples.insert(key, &faq.id);
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -219,10 +245,10 @@ mod tests {
     }
 
     fn parse(text: &str) -> (Vec<Faq>, Vec<Problem>) {
-        let mut problems = Vec::new();
-        let faqs = parse_category(Path::new("faq/test.yaml"), text, &langs(), &mut problems);
-        check_across_entries(&faqs, &mut problems);
-        (faqs.into_iter().map(|(f, _)| f).collect(), problems)
+        match parse_files(&[(PathBuf::from("faq/test.yaml"), text.to_owned())], &langs()) {
+            Ok(faqs) => (faqs, Vec::new()),
+            Err(problems) => (Vec::new(), problems),
+        }
     }
 
     const GOOD: &str = "category: c\nskill: s\nentries:\n  - id: a\n    nl:\n      question: Vraag?\n      phrasings: [een, twee]\n      answer: Antwoord.\n    en:\n      question: Question?\n      phrasings: [one, two]\n      answer: Answer.\n";
@@ -253,5 +279,17 @@ mod tests {
         assert!(reasons.iter().any(|r| r.contains("missing language en")), "{reasons:?}");
         assert!(reasons.iter().any(|r| r.contains("duplicate id a")), "{reasons:?}");
         assert!(problems.iter().any(|p| p.line == 13), "{problems:?}");
+    }
+
+    #[test]
+    fn export_reads_back_the_same_entries() {
+        let (faqs, _) = parse(GOOD);
+        let files: Vec<(PathBuf, String)> = export(&faqs.iter().collect::<Vec<_>>())
+            .into_iter()
+            .map(|(name, text)| (PathBuf::from(name), text))
+            .collect();
+        let (again, problems) = parse(&files[0].1);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(again, faqs);
     }
 }

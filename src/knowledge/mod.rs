@@ -2,13 +2,18 @@
 //! locale texts, and the tantivy index that searches it. Knows nothing of conversations or gRPC.
 
 mod files;
+pub mod gaps;
 mod index;
 mod locale;
+pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
-pub use files::{Problem, load_dir};
+use serde::{Deserialize, Serialize};
+
+pub use files::{Problem, export, load_dir, load_locales, parse_files, read_faq_dir};
 pub use index::{FaqIndex, IndexError, SearchHit, SearchResult};
 pub use locale::{Locale, SmallTalk, chosen_option};
 
@@ -16,7 +21,7 @@ pub use locale::{Locale, SmallTalk, chosen_option};
 pub const MIN_PHRASINGS: usize = 2;
 
 /// One FAQ entry: an intent the bot can answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Faq {
     /// Stable id (lowercase letters, digits, hyphens).
     pub id: String,
@@ -28,7 +33,7 @@ pub struct Faq {
     pub translations: BTreeMap<String, Translation>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Translation {
     pub question: String,
     pub phrasings: Vec<String>,
@@ -95,13 +100,59 @@ impl KnowledgeBase {
 pub struct Knowledge {
     pub base: KnowledgeBase,
     pub index: FaqIndex,
+    /// Entries edited since the intent model in use was trained, with the edit's sequence number: the model's
+    /// view of them is stale, so retrieval alone decides about them until a retrain has learned them.
+    untrained: RwLock<HashMap<String, u64>>,
 }
 
 impl Knowledge {
     /// Loads and validates `dir`, then builds the index.
     pub fn load(dir: &Path, languages: &[String]) -> Result<Knowledge, KnowledgeError> {
-        let base = KnowledgeBase::load(dir, languages)?;
+        Self::build(KnowledgeBase::load(dir, languages)?)
+    }
+
+    /// Indexes a validated knowledge base.
+    pub fn build(base: KnowledgeBase) -> Result<Knowledge, KnowledgeError> {
         let index = FaqIndex::build(&base)?;
-        Ok(Knowledge { base, index })
+        Ok(Knowledge { base, index, untrained: RwLock::default() })
+    }
+
+    /// Whether entry `id` changed after the intent model in use was trained.
+    pub fn untrained(&self, id: &str) -> bool {
+        self.untrained.read().unwrap_or_else(|e| e.into_inner()).contains_key(id)
+    }
+
+    /// The edited entries the model has not learned, by edit sequence number.
+    pub fn untrained_edits(&self) -> HashMap<String, u64> {
+        self.untrained.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_untrained_edits(&self, edits: HashMap<String, u64>) {
+        *self.untrained.write().unwrap_or_else(|e| e.into_inner()) = edits;
+    }
+
+    /// A model trained on every edit up to sequence number `learned` is in use now.
+    pub fn learned(&self, learned: u64) {
+        self.untrained.write().unwrap_or_else(|e| e.into_inner()).retain(|_, seq| *seq > learned);
+    }
+}
+
+/// The knowledge the service answers from right now. An edit builds a whole new [`Knowledge`] and swaps it in:
+/// a message being decided keeps the `Arc` it started with, the next one sees the edit.
+pub struct LiveKnowledge {
+    current: RwLock<Arc<Knowledge>>,
+}
+
+impl LiveKnowledge {
+    pub fn new(knowledge: Knowledge) -> Self {
+        LiveKnowledge { current: RwLock::new(Arc::new(knowledge)) }
+    }
+
+    pub fn current(&self) -> Arc<Knowledge> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn swap(&self, knowledge: Knowledge) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(knowledge);
     }
 }

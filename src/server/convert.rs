@@ -164,7 +164,7 @@ pub fn intent_to_pb(i: &IntentScore) -> pb::IntentScore {
     pb::IntentScore { intent: i.intent.clone(), confidence: i.confidence }
 }
 
-fn decision_to_pb(decision: &Decision) -> pb::Decision {
+pub fn decision_to_pb(decision: &Decision) -> pb::Decision {
     pb::Decision {
         kind: decision_kind_to_pb(decision.kind).into(),
         language: decision.language.clone(),

@@ -4,6 +4,7 @@
 mod agent;
 mod chat;
 mod convert;
+mod knowledge;
 mod status;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use tonic::transport::server::TcpIncoming;
 use tracing::info;
 
 use crate::dialogue::Dialogue;
+use crate::editor::Editor;
 use crate::handoff::Desk;
 
 /// Generated protobuf types and service stubs of `loket.v1`.
@@ -32,6 +34,7 @@ const MAX_DECODING_BYTES: usize = 256 * 1024;
 /// Serves every loket service on `listener` until `shutdown` completes, then drains in-flight requests.
 pub async fn serve(
     dialogue: Arc<Dialogue>,
+    editor: Arc<Editor>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -46,9 +49,13 @@ pub async fn serve(
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk))
         .max_decoding_message_size(MAX_DECODING_BYTES);
+    let knowledge = pb::knowledge_service_server::KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(editor))
+        // Imports carry whole category files.
+        .max_decoding_message_size(16 * MAX_DECODING_BYTES);
     // The knowledge base and model are loaded before we get here, so SERVING is true from the first request.
     health.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
     health.set_serving::<pb::agent_service_server::AgentServiceServer<agent::AgentApi>>().await;
+    health.set_serving::<pb::knowledge_service_server::KnowledgeServiceServer<knowledge::KnowledgeApi>>().await;
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     info!(%address, "serving gRPC");
     tonic::transport::Server::builder()
@@ -56,6 +63,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(chat)
         .add_service(agent)
+        .add_service(knowledge)
         // The incoming stream's own setting applies, not the builder's: without it Nagle's algorithm holds small
         // responses back for tens of milliseconds (BENCHMARKS.md).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)

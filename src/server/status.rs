@@ -13,6 +13,15 @@ pub fn status_of(error: Error) -> Status {
             details.add_bad_request_violation(field, reason.clone());
             Status::with_error_details(Code::InvalidArgument, format!("{field}: {reason}"), details)
         }
+        Error::InvalidFields(violations) => {
+            let mut details = ErrorDetails::new();
+            for v in &violations {
+                details.add_bad_request_violation(v.field.clone(), v.reason.clone());
+            }
+            let message = Error::InvalidFields(violations).to_string();
+            Status::with_error_details(Code::InvalidArgument, message, details)
+        }
+        Error::Aborted(message) => Status::aborted(message),
         Error::NotFound { what, id } => Status::not_found(format!("{what} {id:?} not found")),
         Error::FailedPrecondition(message) => Status::failed_precondition(message),
         Error::AlreadyExists(message) => Status::already_exists(message),

@@ -8,8 +8,9 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use super::sqlite::{insert_events, save_conversation, save_handoff};
+use super::sqlite::{insert_events, insert_gap, save_conversation, save_handoff};
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
+use crate::knowledge::gaps::Gap;
 
 /// Most commits written in one transaction.
 const MAX_BATCH: usize = 64;
@@ -20,6 +21,7 @@ pub(super) struct OwnedCommit {
     pub events: Vec<Event>,
     pub turn: Option<Turn>,
     pub handoff: Option<(Handoff, Option<HandoffState>)>,
+    pub gap: Option<Gap>,
 }
 
 struct Job {
@@ -53,6 +55,9 @@ async fn apply(tx: &mut sqlx::SqliteConnection, commit: &OwnedCommit) -> Result<
     insert_events(tx, &commit.events, commit.turn.as_ref()).await?;
     if let Some((handoff, expected)) = &commit.handoff {
         save_handoff(tx, handoff, *expected).await?;
+    }
+    if let Some(gap) = &commit.gap {
+        insert_gap(tx, gap).await?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 pub use sqlite::SqliteStore;
 
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
+use crate::knowledge::Faq;
+use crate::knowledge::gaps::Gap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,12 +39,74 @@ pub struct Commit<'a> {
     /// Inserted or updated. With `Some(state)` as the second member the update only applies while the stored
     /// hand-off is still in that state, else the whole commit fails with [`StoreError::Conflict`].
     pub handoff: Option<(&'a Handoff, Option<HandoffState>)>,
+    /// A question the bot could not answer well, recorded with the turn that asked it.
+    pub gap: Option<&'a Gap>,
 }
 
 impl<'a> Commit<'a> {
     pub fn new(conversation: &'a Conversation, events: &'a [Event]) -> Self {
-        Commit { conversation, events, turn: None, handoff: None }
+        Commit { conversation, events, turn: None, handoff: None, gap: None }
     }
+}
+
+/// An FAQ entry as stored: the entry and its bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFaq {
+    pub faq: Faq,
+    /// 1 when created, +1 per change; an update names the revision it read (optimistic concurrency).
+    pub revision: i64,
+    /// Retired entries are kept with their history but not served.
+    pub retired: bool,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+/// What a change to an entry was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaqAction {
+    Create,
+    Update,
+    Retire,
+    Import,
+}
+
+impl FaqAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaqAction::Create => "create",
+            FaqAction::Update => "update",
+            FaqAction::Retire => "retire",
+            FaqAction::Import => "import",
+        }
+    }
+}
+
+/// One entry's new state. `expected_revision: None` inserts (the id must be new); `Some(r)` updates only while
+/// the stored revision is still `r`, else the whole write fails with [`StoreError::Conflict`].
+#[derive(Debug, Clone)]
+pub struct FaqChange {
+    pub after: StoredFaq,
+    pub action: FaqAction,
+    pub expected_revision: Option<i64>,
+}
+
+/// One recorded change, with the entry as it was after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaqRevision {
+    /// Orders every change to the knowledge base.
+    pub version: i64,
+    pub action: String,
+    pub entry: StoredFaq,
+}
+
+/// FAQ changes written together: all or nothing, with the knowledge gaps they close.
+#[derive(Debug, Clone, Default)]
+pub struct KnowledgeWrite {
+    pub changes: Vec<FaqChange>,
+    /// Open gaps to mark resolved by `resolved_faq`.
+    pub resolve_gaps: Vec<String>,
+    pub resolved_faq: Option<String>,
+    pub at: i64,
 }
 
 /// Which hand-offs to list.
@@ -81,4 +145,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Waits (claim minus creation, milliseconds) of the most recently claimed hand-offs of `skill`.
     async fn recent_waits(&self, skill: &str, limit: u32) -> Result<Vec<i64>, StoreError>;
+
+    /// Every FAQ entry ever stored, retired ones included, by id.
+    async fn faqs(&self) -> Result<Vec<StoredFaq>, StoreError>;
+
+    /// Applies FAQ changes atomically, recording each as a revision.
+    async fn write_knowledge(&self, write: &KnowledgeWrite) -> Result<(), StoreError>;
+
+    /// Recorded changes, newest first: of one entry or of all, older than `before_version` when given.
+    async fn faq_revisions(
+        &self,
+        faq_id: Option<&str>,
+        before_version: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<FaqRevision>, StoreError>;
+
+    /// The version of the newest change (0 before any): what a trained model is stamped with.
+    async fn knowledge_version(&self) -> Result<i64, StoreError>;
+
+    /// Knowledge gaps not yet resolved, oldest first, at most `limit`.
+    async fn open_gaps(&self, limit: u32) -> Result<Vec<Gap>, StoreError>;
 }

@@ -10,6 +10,7 @@ use loket::clock::ManualClock;
 use loket::config::Config;
 use loket::server::pb::agent_service_client::AgentServiceClient;
 use loket::server::pb::chat_service_client::ChatServiceClient;
+use loket::server::pb::knowledge_service_client::KnowledgeServiceClient;
 use loket::server::pb::{self, SendMessageResponse, StartConversationResponse};
 use loket::store::SqliteStore;
 use tokio::sync::oneshot;
@@ -25,6 +26,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.knowledge.dir = knowledge_dir();
     config.storage.data_dir = data_dir.to_owned();
     config.intent.model_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/intent");
+    // Background retrains take seconds of CPU: only the tests about them turn them on.
+    config.knowledge.retrain = false;
     config
 }
 
@@ -75,6 +78,10 @@ impl TestServer {
 
     pub async fn agent(&self) -> AgentServiceClient<Channel> {
         AgentServiceClient::new(self.channel().await)
+    }
+
+    pub async fn knowledge(&self) -> KnowledgeServiceClient<Channel> {
+        KnowledgeServiceClient::new(self.channel().await)
     }
 
     /// Stops the server and waits until it has drained.

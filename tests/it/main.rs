@@ -7,4 +7,5 @@ mod handoff;
 mod harness;
 mod intent;
 mod invalid;
+mod knowledge;
 mod persistence;
