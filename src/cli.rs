@@ -119,6 +119,31 @@ enum KbCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Import category files (`<dir>/faq/*.yaml`, or `<dir>/*.yaml`) into the database, all or nothing.
+    /// For a running service use KnowledgeService.ImportFaqs instead: this one is seen at its next start.
+    Import {
+        #[command(flatten)]
+        common: Common,
+        /// Directory with the category files.
+        dir: PathBuf,
+        /// Retire the entries the files do not contain.
+        #[arg(long)]
+        replace: bool,
+        /// Name recorded in the revision history.
+        #[arg(long, default_value = "cli")]
+        author: String,
+        /// Directory of the embedded database (default ./data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Export the database's live entries as category files into `<dir>/faq/`.
+    Export {
+        #[command(flatten)]
+        common: Common,
+        dir: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -196,6 +221,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 examples,
                 config.languages.supported.join(", ")
             );
+            Ok(())
+        }
+        Command::Kb { command: KbCommand::Import { common, dir, replace, author, data_dir } } => {
+            let editor = offline_editor(&common, data_dir).await?;
+            let faq_dir = if dir.join("faq").is_dir() { dir.join("faq") } else { dir.clone() };
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(&faq_dir).with_context(|| format!("reading {}", faq_dir.display()))? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    files.push((path.display().to_string(), text));
+                }
+            }
+            anyhow::ensure!(!files.is_empty(), "no *.yaml files in {}", faq_dir.display());
+            files.sort();
+            let summary = editor.import(files, replace, &author).await?;
+            println!(
+                "imported: {} created, {} updated, {} unchanged, {} retired",
+                summary.created, summary.updated, summary.unchanged, summary.retired
+            );
+            Ok(())
+        }
+        Command::Kb { command: KbCommand::Export { common, dir, data_dir } } => {
+            let editor = offline_editor(&common, data_dir).await?;
+            let faq_dir = dir.join("faq");
+            std::fs::create_dir_all(&faq_dir).with_context(|| format!("creating {}", faq_dir.display()))?;
+            let files = editor.export().await;
+            for (name, text) in &files {
+                std::fs::write(faq_dir.join(name), text).with_context(|| format!("writing {name}"))?;
+            }
+            println!("exported {} category files to {}", files.len(), faq_dir.display());
             Ok(())
         }
         Command::Eval { common, format, data, train, test, oos_label, seed, verbose } => {
@@ -303,4 +359,17 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: draining in-flight requests");
+}
+
+/// The knowledge editor on the configured database, without serving (no retrain: `serve` does it at its start).
+async fn offline_editor(
+    common: &Common,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<std::sync::Arc<crate::editor::Editor>> {
+    let mut config = common.config()?;
+    if let Some(dir) = data_dir {
+        config.storage.data_dir = dir;
+    }
+    config.knowledge.retrain = false;
+    Ok(App::build(config).await?.editor)
 }
