@@ -11,7 +11,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=build.rs");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
-    let service = protox::compile(["proto/loket/v1/chat.proto", "proto/loket/v1/agent.proto"], ["proto"])?;
+    let service = protox::compile(
+        ["proto/loket/v1/chat.proto", "proto/loket/v1/agent.proto", "proto/loket/v1/stats.proto"],
+        ["proto"],
+    )?;
     // With a ready descriptor set tonic-prost-build runs no protoc, and so writes no descriptor file for
     // reflection either: write it here.
     write(&out_dir.join("loket_descriptor.bin"), &prost::Message::encode_to_vec(&service))?;

@@ -13,7 +13,9 @@ pub mod error;
 pub mod handoff;
 pub mod intent;
 pub mod knowledge;
+pub mod metrics;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod text;
 
@@ -40,6 +42,7 @@ impl App {
     /// Opens the embedded database in the configured data directory and loads the knowledge base.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let store = SqliteStore::open(&config.storage.data_dir).await?;
+        info!(engine = "sqlite", path = %config.storage.data_dir.join("loket.db").display(), "database ready");
         Self::build_with(config, Arc::new(store), Arc::new(SystemClock)).await
     }
 
@@ -56,7 +59,18 @@ impl App {
             "knowledge base loaded"
         );
         let model_dir = config.intent.model_dir.clone();
-        let model = tokio::task::spawn_blocking(move || LiveModel::open(&model_dir)).await?;
+        let (model, version) = tokio::task::spawn_blocking(move || {
+            (LiveModel::open(&model_dir), metrics::ModelVersion::of_dir(&model_dir))
+        })
+        .await?;
+        match (model.current(), version) {
+            (Some(loaded), Some(version)) => {
+                let trained_at = version.trained_at.map(|t| jiff::Timestamp::try_from(t).map(|t| t.to_string()));
+                let trained_at = trained_at.and_then(Result::ok).unwrap_or_default();
+                info!(version = %version.version, %trained_at, labels = loaded.labels().len(), "intent model ready");
+            }
+            _ => info!(dir = %config.intent.model_dir.display(), "no intent model: answering from search alone"),
+        }
         let config = Arc::new(config);
         let dialogue =
             Arc::new(Dialogue::new(store, Arc::new(knowledge), Arc::new(model), Arc::clone(&config), clock)?);
@@ -65,10 +79,38 @@ impl App {
 
     /// Serves the gRPC API on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.serve_with_metrics(listener, None, shutdown).await
+    }
+
+    /// Serves the gRPC API on `listener` and, when given, Prometheus metrics on `metrics` (`GET /metrics`),
+    /// until `shutdown` completes.
+    pub async fn serve_with_metrics(
+        self,
+        listener: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
         let watcher = self.watch_model();
+        let exporter = match metrics {
+            Some(metrics_listener) => {
+                // Installed before the first request, so every request is counted.
+                metrics::install();
+                let url = metrics_listener.local_addr().map(|a| format!("http://{a}/metrics")).unwrap_or_default();
+                info!(%url, "serving metrics");
+                let gauges = Arc::new(metrics::Gauges::new(Arc::clone(&self.dialogue)));
+                Some(tokio::spawn(metrics::serve(metrics_listener, gauges, std::future::pending())))
+            }
+            None => {
+                info!("metrics off");
+                None
+            }
+        };
         let served = server::serve(self.dialogue, listener, shutdown).await;
         if let Some(watcher) = watcher {
             watcher.abort();
+        }
+        if let Some(exporter) = exporter {
+            exporter.abort();
         }
         served?;
         Ok(())

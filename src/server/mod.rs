@@ -4,6 +4,8 @@
 mod agent;
 mod chat;
 mod convert;
+mod latency;
+mod stats;
 mod status;
 
 use std::future::Future;
@@ -15,6 +17,7 @@ use tracing::info;
 
 use crate::dialogue::Dialogue;
 use crate::handoff::Desk;
+use crate::stats::Stats;
 
 /// Generated protobuf types and service stubs of `loket.v1`.
 pub mod pb {
@@ -42,6 +45,8 @@ pub async fn serve(
         .build_v1()
         .expect("the compiled-in descriptor sets are valid");
     let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
+    let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
+    let stats = pb::stats_service_server::StatsServiceServer::new(stats).max_decoding_message_size(MAX_DECODING_BYTES);
     let chat = pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue, Arc::clone(&desk)))
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk))
@@ -49,13 +54,16 @@ pub async fn serve(
     // The knowledge base and model are loaded before we get here, so SERVING is true from the first request.
     health.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
     health.set_serving::<pb::agent_service_server::AgentServiceServer<agent::AgentApi>>().await;
+    health.set_serving::<pb::stats_service_server::StatsServiceServer<stats::StatsApi>>().await;
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     info!(%address, "serving gRPC");
     tonic::transport::Server::builder()
+        .layer(latency::LatencyLayer::new())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(chat)
         .add_service(agent)
+        .add_service(stats)
         // The incoming stream's own setting applies, not the builder's: without it Nagle's algorithm holds small
         // responses back for tens of milliseconds (BENCHMARKS.md).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)

@@ -45,6 +45,16 @@ impl<'a> Commit<'a> {
     }
 }
 
+/// What the KPIs are computed from: the conversations started in a time range, with their hand-offs and turns.
+#[derive(Debug, Clone, Default)]
+pub struct StatsRecords {
+    pub conversations: Vec<Conversation>,
+    /// Every hand-off of those conversations, whenever it was opened.
+    pub handoffs: Vec<Handoff>,
+    /// Every customer message of those conversations with its decision, in order per conversation.
+    pub turns: Vec<Turn>,
+}
+
 /// Which hand-offs to list.
 #[derive(Debug, Clone, Default)]
 pub struct HandoffFilter {
@@ -81,4 +91,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Waits (claim minus creation, milliseconds) of the most recently claimed hand-offs of `skill`.
     async fn recent_waits(&self, skill: &str, limit: u32) -> Result<Vec<i64>, StoreError>;
+
+    /// The conversations created in `[start, end)` (Unix milliseconds) with their hand-offs and turns.
+    async fn stats_records(&self, start: i64, end: i64) -> Result<StatsRecords, StoreError>;
 }

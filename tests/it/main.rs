@@ -1,10 +1,13 @@
 //! Integration tests: a real loket server on an ephemeral loopback port, driven through real tonic clients.
 
 mod chat;
+mod config;
 mod crash;
 mod evaluation;
 mod handoff;
 mod harness;
 mod intent;
 mod invalid;
+mod kpi;
+mod metrics;
 mod persistence;
