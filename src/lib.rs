@@ -65,9 +65,9 @@ impl App {
         .await?;
         match (model.current(), version) {
             (Some(loaded), Some(version)) => {
-                let trained_at = version.trained_at.map(|t| jiff::Timestamp::try_from(t).map(|t| t.to_string()));
-                let trained_at = trained_at.and_then(Result::ok).unwrap_or_default();
-                info!(version = %version.version, %trained_at, labels = loaded.labels().len(), "intent model ready");
+                let written_at = version.written_at.map(|t| jiff::Timestamp::try_from(t).map(|t| t.to_string()));
+                let written_at = written_at.and_then(Result::ok).unwrap_or_default();
+                info!(version = %version.version, %written_at, labels = loaded.labels().len(), "intent model ready");
             }
             _ => info!(dir = %config.intent.model_dir.display(), "no intent model: answering from search alone"),
         }

@@ -31,8 +31,9 @@ pub const QUEUE_OLDEST_WAIT: &str = "loket_queue_oldest_wait_seconds";
 pub const AGENTS_CONNECTED: &str = "loket_agents_connected";
 /// 1, with the intent model in use as `version` (the first 12 hex digits of the SHA-256 of its weights).
 pub const MODEL_INFO: &str = "loket_intent_model_info";
-/// When the intent model in use was trained (its weights file written), Unix seconds.
-pub const MODEL_TRAINED: &str = "loket_intent_model_trained_timestamp_seconds";
+/// When the weights of the intent model in use were written (by `loket train`, or by a checkout), Unix seconds.
+/// Training does not record its own time in the model files, so their bytes stay reproducible.
+pub const MODEL_WRITTEN: &str = "loket_intent_model_written_timestamp_seconds";
 /// FAQ entries in the knowledge base.
 pub const KNOWLEDGE_ENTRIES: &str = "loket_knowledge_entries";
 /// Example phrasings in the search index.
@@ -70,7 +71,7 @@ fn describe() {
     describe_gauge!(QUEUE_OLDEST_WAIT, metrics::Unit::Seconds, "wait of the longest-waiting hand-off by skill");
     describe_gauge!(AGENTS_CONNECTED, "agents watching the queue");
     describe_gauge!(MODEL_INFO, "the intent model in use, by version");
-    describe_gauge!(MODEL_TRAINED, metrics::Unit::Seconds, "when the intent model in use was trained");
+    describe_gauge!(MODEL_WRITTEN, metrics::Unit::Seconds, "when the weights of the intent model in use were written");
     describe_gauge!(KNOWLEDGE_ENTRIES, "FAQ entries in the knowledge base");
     describe_gauge!(INDEX_EXAMPLES, "example phrasings in the search index");
 }
@@ -91,11 +92,12 @@ impl Drop for AgentConnected {
     }
 }
 
-/// The intent model on disk: a short content hash as its version, and when its weights were written.
+/// The intent model on disk: a short content hash as its version (the same seed gives the same version), and
+/// when its weights were written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelVersion {
     pub version: String,
-    pub trained_at: Option<std::time::SystemTime>,
+    pub written_at: Option<std::time::SystemTime>,
 }
 
 impl ModelVersion {
@@ -106,8 +108,8 @@ impl ModelVersion {
         let bytes = std::fs::read(&weights).ok()?;
         let digest = sha2::Sha256::digest(&bytes);
         let version = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        let trained_at = std::fs::metadata(&weights).and_then(|m| m.modified()).ok();
-        Some(ModelVersion { version, trained_at })
+        let written_at = std::fs::metadata(&weights).and_then(|m| m.modified()).ok();
+        Some(ModelVersion { version, written_at })
     }
 }
 
@@ -184,8 +186,8 @@ impl Gauges {
         }
         if let Some((_, Some(model))) = &*self.model.lock().unwrap_or_else(|e| e.into_inner()) {
             metrics::gauge!(MODEL_INFO, "version" => model.version.clone()).set(1.0);
-            let trained = model.trained_at.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-            metrics::gauge!(MODEL_TRAINED).set(trained.map_or(0.0, |d| d.as_secs_f64()));
+            let written = model.written_at.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            metrics::gauge!(MODEL_WRITTEN).set(written.map_or(0.0, |d| d.as_secs_f64()));
         }
     }
 }

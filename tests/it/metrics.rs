@@ -58,7 +58,7 @@ async fn metrics_are_scraped_over_http_and_move_with_traffic() {
     assert!(value(&before, "loket_index_examples", &[]) > 45.0 * 2.0);
     let model = loket::metrics::ModelVersion::of_dir(&test_config(dir.path()).intent.model_dir).unwrap();
     assert_eq!(value(&before, "loket_intent_model_info", &[("version", &model.version)]), 1.0);
-    assert!(value(&before, "loket_intent_model_trained_timestamp_seconds", &[]) > 1.7e9);
+    assert!(value(&before, "loket_intent_model_written_timestamp_seconds", &[]) > 1.7e9);
     assert_eq!(value(&before, "loket_queue_length", &[("skill", "returns")]), 0.0);
 
     let mut chat = server.chat().await;
