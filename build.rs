@@ -12,7 +12,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     let service = protox::compile(
-        ["proto/loket/v1/chat.proto", "proto/loket/v1/agent.proto", "proto/loket/v1/knowledge.proto"],
+        [
+            "proto/loket/v1/chat.proto",
+            "proto/loket/v1/agent.proto",
+            "proto/loket/v1/knowledge.proto",
+            "proto/loket/v1/stats.proto",
+        ],
         ["proto"],
     )?;
     // With a ready descriptor set tonic-prost-build runs no protoc, and so writes no descriptor file for

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `ask`, `kb check` and `eval`. Parses arguments and calls the library.
+//! The command line: `serve`, `ask`, `kb check`, `eval`, `train`, `stats` and `config check`. Parses arguments and
+//! calls the library.
 
 use std::path::{Path, PathBuf};
 
@@ -6,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::App;
-use crate::config::Config;
+use crate::config::{Config, Sources};
 use crate::conversation::{Channel, DialogueMemory, Tier};
 use crate::dialogue::{Policy, TurnInput, eval};
 use crate::intent::{self, LiveModel};
@@ -31,15 +32,30 @@ struct Common {
     /// Knowledge-base directory (overrides the config).
     #[arg(long)]
     knowledge_dir: Option<PathBuf>,
+    /// Sets one configuration key, over the file and the environment (repeatable): `--set kpi.csat_min=0.9`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
 }
 
 impl Common {
     fn config(&self) -> anyhow::Result<Config> {
-        let mut config = Config::load(self.config.as_deref())?;
-        if let Some(dir) = &self.knowledge_dir {
-            config.knowledge.dir = dir.clone();
+        Ok(self.config_with(Vec::new())?.0)
+    }
+
+    /// The layered configuration with `flags` (key, value) from a command's own options on top.
+    fn config_with(&self, mut flags: Vec<(String, String)>) -> anyhow::Result<(Config, Sources)> {
+        let mut settings = Vec::new();
+        for setting in &self.settings {
+            let Some((key, value)) = setting.split_once('=') else {
+                anyhow::bail!("--set {setting}: expected KEY=VALUE");
+            };
+            settings.push((key.trim().to_owned(), value.trim().to_owned()));
         }
-        Ok(config)
+        if let Some(dir) = &self.knowledge_dir {
+            flags.push(("knowledge.dir".into(), dir.display().to_string()));
+        }
+        settings.extend(flags);
+        Ok(Config::load_layered(self.config.as_deref(), std::env::vars(), &settings)?)
     }
 }
 
@@ -55,6 +71,43 @@ enum Command {
         /// Directory for the embedded database (default ./data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Address of the Prometheus `/metrics` listener (default 127.0.0.1:9464; port 0 picks one).
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
+        /// Do not expose metrics.
+        #[arg(long, conflicts_with = "metrics_listen")]
+        no_metrics: bool,
+    },
+    /// Print the KPIs of the conversations in the database, against the configured targets.
+    Stats {
+        #[command(flatten)]
+        common: Common,
+        /// Start of the range: a duration before now (`7d`, `24h`, `30m`) or a time (`2026-11-01T00:00:00Z`).
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// End of the range (default now), in the same forms.
+        #[arg(long)]
+        until: Option<String>,
+        /// Directory of the database (default: the configured one).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Only this channel.
+        #[arg(long, value_enum)]
+        channel: Option<ChannelArg>,
+        /// Only this support tier.
+        #[arg(long, value_enum)]
+        tier: Option<TierArg>,
+        /// Only this language.
+        #[arg(long)]
+        language: Option<String>,
+        /// Only this skill.
+        #[arg(long)]
+        skill: Option<String>,
+    },
+    /// Configuration maintenance.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Answer one message locally, with the evidence, without a server.
     Ask {
@@ -146,6 +199,24 @@ enum KbCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the layered configuration (file, environment, --set) without starting; names any bad key.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ChannelArg {
+    Chat,
+    Email,
+    Social,
+    Phone,
+    Messaging,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum TierArg {
     Basic,
@@ -162,20 +233,99 @@ enum EvalFormat {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { common, listen, data_dir } => {
-            let mut config = common.config()?;
+        Command::Serve { common, listen, data_dir, metrics_listen, no_metrics } => {
+            let mut flags = Vec::new();
             if let Some(listen) = listen {
-                config.server.listen = listen;
+                flags.push(("server.listen".into(), listen.to_string()));
             }
             if let Some(dir) = data_dir {
-                config.storage.data_dir = dir;
+                flags.push(("storage.data_dir".into(), dir.display().to_string()));
             }
+            if let Some(listen) = metrics_listen {
+                flags.push(("metrics.listen".into(), listen.to_string()));
+                flags.push(("metrics.enabled".into(), "true".into()));
+            }
+            if no_metrics {
+                flags.push(("metrics.enabled".into(), "false".into()));
+            }
+            let (config, sources) = common.config_with(flags)?;
+            let file = sources.file.as_ref().map_or("built-in defaults".into(), |f| f.display().to_string());
+            tracing::info!(%file, env = ?sources.env, command_line = ?sources.command_line, "configuration loaded");
             let listener = tokio::net::TcpListener::bind(config.server.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-            tracing::info!(data_dir = %config.storage.data_dir.display(), "opening database");
+            let metrics = match config.metrics.enabled {
+                true => Some(
+                    tokio::net::TcpListener::bind(config.metrics.listen)
+                        .await
+                        .with_context(|| format!("cannot listen for metrics on {}", config.metrics.listen))?,
+                ),
+                false => None,
+            };
             let app = App::build(config).await?;
-            app.serve(listener, shutdown_signal()).await
+            app.serve_with_metrics(listener, metrics, shutdown_signal()).await
+        }
+        Command::Stats { common, since, until, data_dir, channel, tier, language, skill } => {
+            let mut flags = Vec::new();
+            if let Some(dir) = data_dir {
+                flags.push(("storage.data_dir".into(), dir.display().to_string()));
+            }
+            let (config, _) = common.config_with(flags)?;
+            let now = crate::clock::Clock::now_millis(&crate::clock::SystemClock);
+            let end = match until {
+                Some(until) => parse_moment(&until, now)?,
+                None => now,
+            };
+            let query = crate::stats::KpiQuery {
+                start: parse_moment(&since, end)?,
+                end,
+                channel: channel.map(ChannelArg::channel),
+                tier: tier.map(TierArg::tier),
+                language,
+                skill,
+            };
+            // Skills of FAQ entries, for conversations the bot answered; without the knowledge base only
+            // hand-offs carry a skill.
+            let skills = match KnowledgeBase::load(&config.knowledge.dir, &config.languages.supported) {
+                Ok(base) => crate::stats::faq_skills(&base),
+                Err(error) => {
+                    eprintln!("warning: knowledge base not loaded, answered conversations have no skill: {error}");
+                    Default::default()
+                }
+            };
+            let store = crate::store::SqliteStore::open(&config.storage.data_dir).await?;
+            let kpis = crate::stats::kpis(&store, &query, &config.kpi, &skills, now).await?;
+            let moment = |ms: i64| jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default();
+            println!("{} from {} to {}", config.storage.data_dir.display(), moment(query.start), moment(query.end));
+            print!("{}", crate::stats::render(&kpis));
+            Ok(())
+        }
+        Command::Config { command: ConfigCommand::Check { common } } => {
+            let (config, sources) = common.config_with(Vec::new())?;
+            let file = sources.file.as_ref().map_or("built-in defaults".into(), |f| f.display().to_string());
+            println!("configuration ok: {file}");
+            if !sources.env.is_empty() {
+                println!("  from the environment: {}", sources.env.join(", "));
+            }
+            if !sources.command_line.is_empty() {
+                println!("  from the command line: {}", sources.command_line.join(", "));
+            }
+            let metrics = if config.metrics.enabled { config.metrics.listen.to_string() } else { "off".into() };
+            let kpi = &config.kpi;
+            println!("  gRPC        {}", config.server.listen);
+            println!("  metrics     {metrics}");
+            println!("  data dir    {}", config.storage.data_dir.display());
+            println!("  knowledge   {}", config.knowledge.dir.display());
+            println!("  model       {}", config.intent.model_dir.display());
+            println!("  languages   {} (default {})", config.languages.supported.join(", "), config.languages.default);
+            println!(
+                "  KPI targets median wait <= {} s, CSAT >= {}%, resolution >= {}%, deflection >= {}%",
+                kpi.median_wait_secs,
+                kpi.csat_min * 100.0,
+                kpi.resolution_min * 100.0,
+                kpi.deflection_min * 100.0
+            );
+            Ok(())
         }
         Command::Ask { common, text, lang, tier } => {
             let config = common.config()?;
@@ -185,11 +335,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_else(|| config.languages.default.clone());
             anyhow::ensure!(config.languages.supported.contains(&language), "language {language} is not configured");
             let policy = Policy::new(config.policy.clone(), config.channels.clone());
-            let tier = match tier {
-                TierArg::Basic => Tier::Basic,
-                TierArg::Standard => Tier::Standard,
-                TierArg::Advanced => Tier::Advanced,
-            };
+            let tier = tier.tier();
             let memory = DialogueMemory::default();
             let input = TurnInput { text: &text, language: &language, tier, channel: Channel::Chat, memory: &memory };
             let model = LiveModel::open(&config.intent.model_dir).current();
@@ -300,6 +446,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+impl TierArg {
+    fn tier(self) -> Tier {
+        match self {
+            TierArg::Basic => Tier::Basic,
+            TierArg::Standard => Tier::Standard,
+            TierArg::Advanced => Tier::Advanced,
+        }
+    }
+}
+
+impl ChannelArg {
+    fn channel(self) -> Channel {
+        match self {
+            ChannelArg::Chat => Channel::Chat,
+            ChannelArg::Email => Channel::Email,
+            ChannelArg::Social => Channel::Social,
+            ChannelArg::Phone => Channel::Phone,
+            ChannelArg::Messaging => Channel::Messaging,
+        }
+    }
+}
+
+/// `7d`, `24h`, `30m`, `90s` before `relative_to`, or an RFC 3339 time; Unix milliseconds.
+fn parse_moment(text: &str, relative_to: i64) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let unit = |suffix: char, millis: i64| -> Option<i64> {
+        let number: i64 = text.strip_suffix(suffix)?.parse().ok()?;
+        Some(relative_to - number * millis)
+    };
+    if let Some(ms) = unit('d', 86_400_000).or_else(|| unit('h', 3_600_000)).or_else(|| unit('m', 60_000)) {
+        return Ok(ms);
+    }
+    if let Some(ms) = unit('s', 1000) {
+        return Ok(ms);
+    }
+    let time: jiff::Timestamp = text
+        .parse()
+        .with_context(|| format!("{text:?}: expected a duration like 7d or a time like 2026-11-01T00:00:00Z"))?;
+    Ok(time.as_millisecond())
 }
 
 fn eval_heldout(config: &Config, data: &Path, verbose: bool) -> anyhow::Result<()> {

@@ -14,8 +14,10 @@ pub mod error;
 pub mod handoff;
 pub mod intent;
 pub mod knowledge;
+pub mod metrics;
 pub mod privacy;
 pub mod server;
+pub mod stats;
 pub mod store;
 pub mod text;
 
@@ -48,6 +50,7 @@ impl App {
     /// Opens the embedded database in the configured data directory and loads the knowledge base.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let store = SqliteStore::open(&config.storage.data_dir).await?;
+        info!(engine = "sqlite", path = %config.storage.data_dir.join("loket.db").display(), "database ready");
         Self::build_with(config, Arc::new(store), Arc::new(SystemClock)).await
     }
 
@@ -70,12 +73,24 @@ impl App {
         // with the knowledge version it learned) is used, and a retrain is due when it is missing or behind.
         let retrained_dir = config.storage.data_dir.join("intent-model");
         let edited = seed::edited_since_seed(&*store).await?;
-        let version = store.knowledge_version().await?;
+        let knowledge_version = store.knowledge_version().await?;
         let trained = editor::trained_version(&retrained_dir);
         let model_dir =
             if edited && trained.is_some() { retrained_dir.clone() } else { config.intent.model_dir.clone() };
-        let retrain_due = edited && trained != Some(version);
-        let model = tokio::task::spawn_blocking(move || LiveModel::open(&model_dir)).await?;
+        let retrain_due = edited && trained != Some(knowledge_version);
+        let shown_dir = model_dir.clone();
+        let (model, version) = tokio::task::spawn_blocking(move || {
+            (LiveModel::open(&model_dir), metrics::ModelVersion::of_dir(&model_dir))
+        })
+        .await?;
+        match (model.current(), version) {
+            (Some(loaded), Some(version)) => {
+                let written_at = version.written_at.map(|t| jiff::Timestamp::try_from(t).map(|t| t.to_string()));
+                let written_at = written_at.and_then(Result::ok).unwrap_or_default();
+                info!(version = %version.version, %written_at, labels = loaded.labels().len(), dir = %shown_dir.display(), "intent model ready");
+            }
+            _ => info!(dir = %shown_dir.display(), "no intent model: answering from search alone"),
+        }
 
         let retrainer = Retrainer::new(
             config.knowledge.retrain,
@@ -83,7 +98,7 @@ impl App {
             config.knowledge.retrain_epochs,
         );
         if retrain_due {
-            info!(version, trained = ?trained, "the knowledge base changed since the model was trained: retraining");
+            info!(knowledge_version, trained = ?trained, "the knowledge base changed since the model was trained: retraining");
             retrainer.request();
         }
         let config = Arc::new(config);
@@ -95,13 +110,41 @@ impl App {
 
     /// Serves the gRPC API on `listener` until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.serve_with_metrics(listener, None, shutdown).await
+    }
+
+    /// Serves the gRPC API on `listener` and, when given, Prometheus metrics on `metrics` (`GET /metrics`),
+    /// until `shutdown` completes.
+    pub async fn serve_with_metrics(
+        self,
+        listener: TcpListener,
+        metrics: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
         let watcher = self.watch_model();
+        let exporter = match metrics {
+            Some(metrics_listener) => {
+                // Installed before the first request, so every request is counted.
+                metrics::install();
+                let url = metrics_listener.local_addr().map(|a| format!("http://{a}/metrics")).unwrap_or_default();
+                info!(%url, "serving metrics");
+                let gauges = Arc::new(metrics::Gauges::new(Arc::clone(&self.dialogue)));
+                Some(tokio::spawn(metrics::serve(metrics_listener, gauges, std::future::pending())))
+            }
+            None => {
+                info!("metrics off");
+                None
+            }
+        };
         let retrain = self.editor.retrainer_handle().spawn(Arc::clone(&self.dialogue), self.retrained_dir.clone());
         let served = server::serve(self.dialogue, self.editor, listener, shutdown).await;
         if let Some(watcher) = watcher {
             watcher.abort();
         }
         retrain.abort();
+        if let Some(exporter) = exporter {
+            exporter.abort();
+        }
         served?;
         Ok(())
     }

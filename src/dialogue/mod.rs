@@ -99,6 +99,10 @@ impl Dialogue {
         &self.queue
     }
 
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub(crate) fn now(&self) -> i64 {
         self.clock.now_millis()
     }
@@ -143,10 +147,6 @@ impl Dialogue {
     /// Where knowledge edits swap in a rebuilt knowledge base.
     pub fn live_knowledge(&self) -> &LiveKnowledge {
         &self.knowledge
-    }
-
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
     }
 
     pub(crate) fn policy(&self) -> &Policy {
@@ -311,7 +311,11 @@ impl Dialogue {
             Err(e) => return Err(e.into()),
         }
         self.hub.publish(&events);
+        metrics::counter!(crate::metrics::DECISIONS, "kind" => turn.decision.kind.as_str()).increment(1);
         if let Some(handoff) = opened {
+            // The skill comes from the knowledge base or the configuration, never from the request.
+            metrics::counter!(crate::metrics::HANDOFFS, "reason" => handoff.reason.as_str(), "skill" => handoff.skill.clone())
+                .increment(1);
             info!(conversation_id, handoff_id = %handoff.id, skill = %handoff.skill, reason = handoff.reason.as_str(), callback = handoff.callback, "handed off");
             // The hand-off is committed; failing to build the package for live watchers loses nothing,
             // as they see it on their next snapshot.

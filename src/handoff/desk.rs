@@ -142,7 +142,10 @@ impl Desk {
         }
         let dialogue = Arc::clone(&self.dialogue);
         info!(agent_id, skills = ?skills, queued = snapshot.len(), "agent watching queue");
+        let connected = crate::metrics::AgentConnected::connect();
         Ok(async_stream::try_stream! {
+            // Counted as connected until the agent's stream is dropped.
+            let _connected = connected;
             // Oldest first: the order an agent works in.
             snapshot.reverse();
             for package in snapshot {

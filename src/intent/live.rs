@@ -50,7 +50,8 @@ impl LiveModel {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn dir(&self) -> PathBuf {
+    /// Where the model in use was loaded from (or saved to, after a retrain).
+    pub fn dir(&self) -> PathBuf {
         self.dir.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

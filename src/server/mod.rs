@@ -5,6 +5,8 @@ mod agent;
 mod chat;
 mod convert;
 mod knowledge;
+mod latency;
+mod stats;
 mod status;
 
 use std::future::Future;
@@ -17,6 +19,7 @@ use tracing::info;
 use crate::dialogue::Dialogue;
 use crate::editor::Editor;
 use crate::handoff::Desk;
+use crate::stats::Stats;
 
 /// Generated protobuf types and service stubs of `loket.v1`.
 pub mod pb {
@@ -45,6 +48,8 @@ pub async fn serve(
         .build_v1()
         .expect("the compiled-in descriptor sets are valid");
     let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
+    let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
+    let stats = pb::stats_service_server::StatsServiceServer::new(stats).max_decoding_message_size(MAX_DECODING_BYTES);
     let chat = pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue, Arc::clone(&desk)))
         .max_decoding_message_size(MAX_DECODING_BYTES);
     let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk))
@@ -56,14 +61,17 @@ pub async fn serve(
     health.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
     health.set_serving::<pb::agent_service_server::AgentServiceServer<agent::AgentApi>>().await;
     health.set_serving::<pb::knowledge_service_server::KnowledgeServiceServer<knowledge::KnowledgeApi>>().await;
+    health.set_serving::<pb::stats_service_server::StatsServiceServer<stats::StatsApi>>().await;
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     info!(%address, "serving gRPC");
     tonic::transport::Server::builder()
+        .layer(latency::LatencyLayer::new())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(chat)
         .add_service(agent)
         .add_service(knowledge)
+        .add_service(stats)
         // The incoming stream's own setting applies, not the builder's: without it Nagle's algorithm holds small
         // responses back for tens of milliseconds (BENCHMARKS.md).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)

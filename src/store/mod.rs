@@ -109,6 +109,16 @@ pub struct KnowledgeWrite {
     pub at: i64,
 }
 
+/// What the KPIs are computed from: the conversations started in a time range, with their hand-offs and turns.
+#[derive(Debug, Clone, Default)]
+pub struct StatsRecords {
+    pub conversations: Vec<Conversation>,
+    /// Every hand-off of those conversations, whenever it was opened.
+    pub handoffs: Vec<Handoff>,
+    /// Every customer message of those conversations with its decision, in order per conversation.
+    pub turns: Vec<Turn>,
+}
+
 /// Which hand-offs to list.
 #[derive(Debug, Clone, Default)]
 pub struct HandoffFilter {
@@ -165,4 +175,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Knowledge gaps not yet resolved, oldest first, at most `limit`.
     async fn open_gaps(&self, limit: u32) -> Result<Vec<Gap>, StoreError>;
+
+    /// The conversations created in `[start, end)` (Unix milliseconds) with their hand-offs and turns.
+    async fn stats_records(&self, start: i64, end: i64) -> Result<StatsRecords, StoreError>;
 }

@@ -13,7 +13,8 @@ use crate::harness::*;
 /// Starts the binary on an OS-chosen loopback port and returns it with the address it printed.
 fn spawn_server(data_dir: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loket"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        // Metrics are on by default in serve: an OS-chosen port, so parallel runs never collide.
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .arg("--knowledge-dir")
         .arg(knowledge_dir())

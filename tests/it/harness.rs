@@ -11,6 +11,7 @@ use loket::config::Config;
 use loket::server::pb::agent_service_client::AgentServiceClient;
 use loket::server::pb::chat_service_client::ChatServiceClient;
 use loket::server::pb::knowledge_service_client::KnowledgeServiceClient;
+use loket::server::pb::stats_service_client::StatsServiceClient;
 use loket::server::pb::{self, SendMessageResponse, StartConversationResponse};
 use loket::store::SqliteStore;
 use tokio::sync::oneshot;
@@ -38,6 +39,8 @@ pub const SUNDAY_NOON: i64 = 1_795_950_000_000;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served, when the test asked for metrics.
+    pub metrics_addr: Option<SocketAddr>,
     /// The server's clock; tests advance it to make time pass.
     pub clock: Arc<ManualClock>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -52,20 +55,34 @@ impl TestServer {
 
     /// Serves with the clock standing at `millis` (it moves only when the test advances it).
     pub async fn start_at(config: Config, millis: i64) -> TestServer {
+        Self::launch(config, millis, false).await
+    }
+
+    /// Also serves Prometheus metrics on another OS-chosen loopback port (off in every other test).
+    pub async fn start_with_metrics(config: Config) -> TestServer {
+        Self::launch(config, WEDNESDAY_10AM, true).await
+    }
+
+    async fn launch(config: Config, millis: i64, with_metrics: bool) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
+        let metrics = match with_metrics {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback")),
+            false => None,
+        };
+        let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
         let clock = Arc::new(ManualClock::new(millis));
         let store = SqliteStore::open(&config.storage.data_dir).await.expect("open store");
         let app = App::build_with(config, Arc::new(store), clock.clone()).await.expect("app builds");
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
-            app.serve(listener, async {
+            app.serve_with_metrics(listener, metrics, async {
                 let _ = rx.await;
             })
             .await
             .expect("server runs");
         });
-        TestServer { addr, clock, shutdown: Some(tx), handle }
+        TestServer { addr, metrics_addr, clock, shutdown: Some(tx), handle }
     }
 
     pub async fn channel(&self) -> Channel {
@@ -82,6 +99,10 @@ impl TestServer {
 
     pub async fn knowledge(&self) -> KnowledgeServiceClient<Channel> {
         KnowledgeServiceClient::new(self.channel().await)
+    }
+
+    pub async fn stats(&self) -> StatsServiceClient<Channel> {
+        StatsServiceClient::new(self.channel().await)
     }
 
     /// Stops the server and waits until it has drained.

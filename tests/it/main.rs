@@ -1,6 +1,7 @@
 //! Integration tests: a real loket server on an ephemeral loopback port, driven through real tonic clients.
 
 mod chat;
+mod config;
 mod crash;
 mod evaluation;
 mod handoff;
@@ -8,4 +9,6 @@ mod harness;
 mod intent;
 mod invalid;
 mod knowledge;
+mod kpi;
+mod metrics;
 mod persistence;

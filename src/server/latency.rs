@@ -1,0 +1,96 @@
+//! A tower layer that records each gRPC request's latency and status code for Prometheus
+//! ([`crate::metrics::RPC_DURATION`], [`crate::metrics::RPC_REQUESTS`]). The `rpc` label is `Service/Method`
+//! for methods loket serves and "other" for any other path, so a client cannot invent label values.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use prost::Message;
+use tower::{Layer, Service};
+
+use super::pb;
+
+/// The `/package.Service/Method` paths of loket's services and health, from the compiled-in descriptors.
+fn known_paths() -> HashSet<String> {
+    let mut paths = HashSet::new();
+    let sets = [pb::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET];
+    let files = sets.iter().filter_map(|set| prost_types::FileDescriptorSet::decode(*set).ok()).flat_map(|s| s.file);
+    for file in files {
+        for service in &file.service {
+            for method in &service.method {
+                paths.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+            }
+        }
+    }
+    paths
+}
+
+#[derive(Clone)]
+pub struct LatencyLayer {
+    known: Arc<HashSet<String>>,
+}
+
+impl LatencyLayer {
+    pub fn new() -> Self {
+        Self { known: Arc::new(known_paths()) }
+    }
+}
+
+impl<S> Layer<S> for LatencyLayer {
+    type Service = Latency<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Latency { inner, known: Arc::clone(&self.known) }
+    }
+}
+
+#[derive(Clone)]
+pub struct Latency<S> {
+    inner: S,
+    known: Arc<HashSet<String>>,
+}
+
+impl<S, B, R> Service<http::Request<B>> for Latency<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let rpc = match self.known.contains(path) {
+            // "/loket.v1.ChatService/SendMessage" -> "ChatService/SendMessage"
+            true => path.rsplit_once('.').map_or("other", |(_, rpc)| rpc).to_owned(),
+            false => "other".to_owned(),
+        };
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            metrics::histogram!(crate::metrics::RPC_DURATION, "rpc" => rpc.clone())
+                .record(started.elapsed().as_secs_f64());
+            // An error status travels in the response head (trailers-only); success comes in the trailers.
+            let code = match &response {
+                Ok(response) => response
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok()?.parse::<i32>().ok())
+                    .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+                Err(_) => tonic::Code::Unknown,
+            };
+            metrics::counter!(crate::metrics::RPC_REQUESTS, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
+            response
+        })
+    }
+}
