@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/loket/v1/agent.proto",
             "proto/loket/v1/knowledge.proto",
             "proto/loket/v1/stats.proto",
+            "proto/loket/v1/admin.proto",
         ],
         ["proto"],
     )?;

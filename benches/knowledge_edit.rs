@@ -119,6 +119,7 @@ async fn run(size: Option<usize>, edits: usize) {
     // Retraining on a synthetic base would train on hundreds of thousands of examples: the shipped base only.
     config.knowledge.retrain = size.is_none();
     config.intent.reload_check_secs = 0;
+    config.auth.mode = "open".into();
     let started = Instant::now();
     let store = SqliteStore::open(&config.storage.data_dir).await.unwrap();
     let app = App::build_with(config, Arc::new(store), Arc::new(SystemClock)).await.unwrap();

@@ -148,6 +148,10 @@ async fn start_loket(server: &Handle, data_dir: PathBuf, nodelay: bool) -> anyho
     let mut config = Config::default();
     config.knowledge.dir = phrasings::manifest_dir().join("knowledge-base");
     config.storage.data_dir = data_dir;
+    // The generator measures the service, not the gate: no keys, no rate limits (loopback only).
+    config.auth.mode = "open".into();
+    config.limits.requests_per_second_per_key = 0.0;
+    config.limits.messages_per_minute_per_conversation = 0.0;
     let (listener, app) = server
         .spawn(async move {
             let listener = listen(nodelay).await?;

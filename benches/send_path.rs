@@ -109,6 +109,7 @@ fn store(c: &mut Criterion) {
                 updated_at: 1_790_000_000_000,
                 last_seq: 0,
                 memory: DialogueMemory::default(),
+                owner: None,
             };
             let greeting = message_event(&mut conversation, Author::Bot, "Hallo! Waarmee kan ik je helpen?", None);
             rt.block_on(store.commit(Commit::new(&conversation, &[greeting]))).expect("create");
@@ -194,7 +195,7 @@ fn dialogue(c: &mut Criterion) {
             next += 1;
             let dialogue = Arc::clone(&app.dialogue);
             let (id, text, client_id) = (ids[next % ids.len()].clone(), texts[next % texts.len()].clone(), next);
-            async move { black_box(dialogue.send(&id, &text, Some(&format!("m{client_id}"))).await.expect("send")) }
+            async move { black_box(dialogue.send(&id, &text, Some(&format!("m{client_id}")), None).await.expect("send")) }
         })
     });
     group.finish();

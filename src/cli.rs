@@ -60,7 +60,77 @@ impl Common {
 }
 
 #[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print it (once: only a hash of its secret is stored).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Who holds it ("web widget", "agent Anna").
+        #[arg(long)]
+        name: String,
+        /// Agents only: the skills whose hand-offs the key may work, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        skills: Vec<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Revoke a key by its id (a running server notices within `auth.reload_secs`).
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the keys (never their secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Client,
+    Agent,
+    Editor,
+    Admin,
+}
+
+impl RoleArg {
+    fn role(self) -> crate::access::Role {
+        use crate::access::Role;
+        match self {
+            RoleArg::Client => Role::Client,
+            RoleArg::Agent => Role::Agent,
+            RoleArg::Editor => Role::Editor,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// Access control on the configured database, without serving.
+async fn offline_access(common: &Common, data_dir: Option<PathBuf>) -> anyhow::Result<crate::access::Access> {
+    let mut config = common.config()?;
+    if let Some(dir) = data_dir {
+        config.storage.data_dir = dir;
+    }
+    let store = std::sync::Arc::new(crate::store::SqliteStore::open(&config.storage.data_dir).await?);
+    let clock = std::sync::Arc::new(crate::clock::SystemClock);
+    Ok(crate::access::Access::new(store, clock, false, crate::access::RateLimiter::new(0.0, 1.0)).await?)
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// Manage API keys (access control).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Run the gRPC service.
     Serve {
         #[command(flatten)]
@@ -264,6 +334,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let app = App::build(config).await?;
             app.serve_with_metrics(listener, metrics, shutdown_signal()).await
+        }
+        Command::Keys { command: KeysCommand::Create { common, role, name, skills, data_dir } } => {
+            let access = offline_access(&common, data_dir).await?;
+            let skills = skills.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            let key = access.create_key(&name, role.role(), skills, "cli").await?;
+            eprintln!(
+                "created key {} ({}); keep it secret, it is not shown again:",
+                key.record.id,
+                key.record.role.as_str()
+            );
+            println!("{}", key.token);
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Revoke { common, id, data_dir } } => {
+            offline_access(&common, data_dir).await?.revoke_key(&id, "cli").await?;
+            println!("revoked {id}");
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::List { common, data_dir } } => {
+            for key in offline_access(&common, data_dir).await?.keys().await? {
+                let state = if key.revoked_at.is_some() { "revoked" } else { "live" };
+                println!("{}  {:<7} {:<7} {}  [{}]", key.id, key.role.as_str(), state, key.name, key.skills.join(","));
+            }
+            Ok(())
         }
         Command::Stats { common, since, until, data_dir, channel, tier, language, skill } => {
             let mut flags = Vec::new();

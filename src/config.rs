@@ -32,6 +32,30 @@ pub struct Config {
     pub intent: IntentConfig,
     pub metrics: MetricsConfig,
     pub kpi: KpiConfig,
+    pub auth: AuthConfig,
+}
+
+/// Who may call: API keys with roles (`loket keys create`), or an explicit, loudly logged open demo mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `keys`: every call needs `authorization: Bearer <key>` (the default, secure). `open`: no credentials, every
+    /// caller is an administrator; a demo mode only, refused unless the listen address is loopback.
+    pub mode: String,
+    /// How often keys created or revoked by `loket keys` from outside the process are picked up, in seconds.
+    pub reload_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { mode: "keys".into(), reload_secs: 5 }
+    }
+}
+
+impl AuthConfig {
+    pub fn open(&self) -> bool {
+        self.mode == "open"
+    }
 }
 
 /// The Prometheus endpoint.
@@ -185,6 +209,17 @@ pub struct LimitsConfig {
     pub max_id_bytes: usize,
     /// Most metadata entries on a conversation.
     pub max_metadata_entries: usize,
+    /// Requests per second one API key may make on average (0: no limit) ...
+    pub requests_per_second_per_key: f64,
+    /// ... with bursts up to this many.
+    pub request_burst_per_key: f64,
+    /// Customer messages per minute one conversation may send (0: no limit); more is RESOURCE_EXHAUSTED.
+    pub messages_per_minute_per_conversation: f64,
+    /// Most concurrent HTTP/2 streams (requests and watches) per connection.
+    pub max_concurrent_streams: u32,
+    /// Longest a unary request may run before it fails with DEADLINE_EXCEEDED, in seconds (0: no limit; a
+    /// client's shorter `grpc-timeout` applies too).
+    pub request_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,7 +347,16 @@ impl Default for TierShift {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_message_bytes: 4096, max_id_bytes: 128, max_metadata_entries: 32 }
+        Self {
+            max_message_bytes: 4096,
+            max_id_bytes: 128,
+            max_metadata_entries: 32,
+            requests_per_second_per_key: 200.0,
+            request_burst_per_key: 400.0,
+            messages_per_minute_per_conversation: 60.0,
+            max_concurrent_streams: 256,
+            request_timeout_secs: 30,
+        }
     }
 }
 
@@ -420,6 +464,12 @@ impl Config {
             if !unit(value) {
                 return invalid(key, "must be between 0 and 1");
             }
+        }
+        if !["keys", "open"].contains(&self.auth.mode.as_str()) {
+            return invalid("auth.mode", "must be \"keys\" or \"open\"");
+        }
+        if self.auth.open() && !self.server.listen.ip().is_loopback() {
+            return invalid("auth.mode", "\"open\" (no credentials) is only allowed on a loopback listen address");
         }
         if p.clarify_max_options < 2 {
             return invalid("policy.clarify_max_options", "must be at least 2");

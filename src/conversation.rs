@@ -85,6 +85,9 @@ pub struct Conversation {
     pub last_seq: u64,
     /// What the dialogue policy remembers between turns.
     pub memory: DialogueMemory,
+    /// The API key that started it; a CLIENT key may only touch its own (None: started without access control).
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// Dialogue state carried from one turn to the next.

@@ -20,6 +20,15 @@ pub enum Error {
     /// Several fields are wrong at once (an FAQ entry, an import); every violation is reported.
     #[error("{}", .0.iter().map(|v| format!("{}: {}", v.field, v.reason)).collect::<Vec<_>>().join("; "))]
     InvalidFields(Vec<Violation>),
+    /// No valid credential came with the request.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's role or ownership does not allow this.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Too many requests: retry after the given delay.
+    #[error("{message}")]
+    ResourceExhausted { message: String, retry_after: std::time::Duration },
     /// Someone else changed the target since the caller read it (optimistic concurrency): re-read and retry.
     #[error("{0}")]
     Aborted(String),

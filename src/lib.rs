@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::access::{Access, RateLimiter};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dialogue::Dialogue;
@@ -42,6 +44,7 @@ pub struct App {
     pub config: Arc<Config>,
     pub dialogue: Arc<Dialogue>,
     pub editor: Arc<Editor>,
+    pub access: Arc<Access>,
     /// Where background retrains save the model they swap in.
     retrained_dir: PathBuf,
 }
@@ -101,11 +104,24 @@ impl App {
             info!(knowledge_version, trained = ?trained, "the knowledge base changed since the model was trained: retraining");
             retrainer.request();
         }
+        let limiter = RateLimiter::new(config.limits.requests_per_second_per_key, config.limits.request_burst_per_key);
+        let access = Arc::new(Access::new(Arc::clone(&store), Arc::clone(&clock), config.auth.open(), limiter).await?);
+        if access.is_open() {
+            tracing::warn!(
+                "auth.mode = \"open\": NO CREDENTIALS ARE CHECKED and every caller is an administrator. A demo mode: \
+                 use API keys (`loket keys create`) for anything else"
+            );
+        } else {
+            info!(keys = access.live_keys(), "access control: API keys required");
+            if access.live_keys() == 0 {
+                tracing::warn!("no API keys yet: create one with `loket keys create --role admin --name NAME`");
+            }
+        }
         let config = Arc::new(config);
         let live = Arc::new(LiveKnowledge::new(knowledge));
         let dialogue = Arc::new(Dialogue::new(store, live, Arc::new(model), Arc::clone(&config), clock)?);
         let editor = Arc::new(Editor::new(Arc::clone(&dialogue), entries, locales, retrainer));
-        Ok(App { config, dialogue, editor, retrained_dir })
+        Ok(App { config, dialogue, editor, access, retrained_dir })
     }
 
     /// Serves the gRPC API on `listener` until `shutdown` completes.
@@ -137,7 +153,9 @@ impl App {
             }
         };
         let retrain = self.editor.retrainer_handle().spawn(Arc::clone(&self.dialogue), self.retrained_dir.clone());
-        let served = server::serve(self.dialogue, self.editor, listener, shutdown).await;
+        let keys = self.reload_keys();
+        let served = server::serve(self.dialogue, self.editor, self.access, listener, shutdown).await;
+        keys.abort();
         if let Some(watcher) = watcher {
             watcher.abort();
         }
@@ -147,6 +165,22 @@ impl App {
         }
         served?;
         Ok(())
+    }
+
+    /// Picks up keys created or revoked from outside the process (`loket keys`) every `auth.reload_secs`.
+    fn reload_keys(&self) -> tokio::task::JoinHandle<()> {
+        let access = Arc::clone(&self.access);
+        let every = Duration::from_secs(self.config.auth.reload_secs.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = access.reload().await {
+                    tracing::error!(error = %e, "reloading API keys failed: keeping the ones loaded");
+                }
+            }
+        })
     }
 
     /// Polls the model directory and swaps in a newly trained model (a broken one is rejected, the old stays).

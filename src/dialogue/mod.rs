@@ -38,6 +38,8 @@ pub struct StartConversation {
     pub channel: Option<Channel>,
     pub language: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// The key starting it (access control), which alone may touch it if it is a CLIENT key.
+    pub owner: Option<String>,
 }
 
 /// The outcome of `send`, and whether it was replayed from an earlier identical request.
@@ -57,6 +59,8 @@ pub struct Dialogue {
     hub: EventHub,
     queue: QueueHub,
     schedules: Schedules,
+    /// Customer messages per conversation (`limits.messages_per_minute_per_conversation`).
+    pace: crate::access::RateLimiter,
     /// One lock per conversation being handled, so its messages are decided and numbered one at a time.
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
 }
@@ -70,6 +74,9 @@ impl Dialogue {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ConfigError> {
         let policy = Policy::new(config.policy.clone(), config.channels.clone());
+        let per_minute = config.limits.messages_per_minute_per_conversation;
+        // A short burst is normal (a customer pasting several lines); the minute's budget is the bound.
+        let pace = crate::access::RateLimiter::new(per_minute / 60.0, (per_minute / 4.0).max(5.0));
         let schedules = Schedules::from_config(&config.handoff)
             .map_err(|reason| ConfigError::Invalid { key: "handoff.office_hours".into(), reason })?;
         Ok(Self {
@@ -82,6 +89,7 @@ impl Dialogue {
             hub: EventHub::default(),
             queue: QueueHub::default(),
             schedules,
+            pace,
             locks: Mutex::default(),
         })
     }
@@ -182,6 +190,7 @@ impl Dialogue {
             updated_at: now,
             last_seq: 0,
             memory: DialogueMemory::default(),
+            owner: request.owner,
             language,
         };
         let greeting_text = self.knowledge().base.locale(&conversation.language).greeting.clone();
@@ -192,11 +201,13 @@ impl Dialogue {
         Ok((conversation, greeting))
     }
 
+    /// Handles one customer message. With `scope`, the conversation must be owned by that key.
     pub async fn send(
         &self,
         conversation_id: &str,
         text: &str,
         client_message_id: Option<&str>,
+        scope: Option<&str>,
     ) -> Result<SendOutcome> {
         let started = std::time::Instant::now();
         self.check_text(text)?;
@@ -206,9 +217,14 @@ impl Dialogue {
             self.check_id("client_message_id", id)?;
         }
 
+        self.pace.take(conversation_id).map_err(|retry_after| Error::ResourceExhausted {
+            message: format!("too many messages in conversation {conversation_id}"),
+            retry_after,
+        })?;
         let lock = self.lock(conversation_id);
         let _guard = lock.lock().await;
         let mut conversation = self.conversation(conversation_id).await?;
+        check_scope(&conversation, scope)?;
         if conversation.state == State::Ended {
             // A retry of a message stored before the end still gets its answer.
             if let Some(id) = client_message_id
@@ -332,6 +348,14 @@ impl Dialogue {
             "message handled"
         );
         Ok(SendOutcome { turn, replayed: false })
+    }
+
+    /// Fails unless the conversation exists and, with `scope`, is owned by that key.
+    pub async fn authorize(&self, conversation_id: &str, scope: Option<&str>) -> Result<()> {
+        if scope.is_some() {
+            check_scope(&self.conversation(conversation_id).await?, scope)?;
+        }
+        Ok(())
     }
 
     /// The conversation header and its whole transcript.
@@ -501,4 +525,14 @@ fn knowledge_gap(conversation: &Conversation, decision: &Decision, text: &str, a
         resolved_at: None,
         resolved_faq: None,
     })
+}
+
+/// A CLIENT key may only touch the conversations it started.
+fn check_scope(conversation: &Conversation, scope: Option<&str>) -> Result<()> {
+    match scope {
+        Some(owner) if conversation.owner.as_deref() != Some(owner) => {
+            Err(Error::PermissionDenied(format!("conversation {} belongs to another client", conversation.id)))
+        }
+        _ => Ok(()),
+    }
 }

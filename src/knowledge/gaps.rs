@@ -50,8 +50,6 @@ impl GapGroup {
 
 /// Questions whose word sets overlap at least this much (Jaccard) are one gap.
 const SIMILAR: f32 = 0.5;
-/// A question is compared with at most this many members of a group.
-const COMPARED_MEMBERS: usize = 20;
 
 /// Rough word stems: lowercase, accents folded, words of 3+ letters cut to 6 characters, so "refund",
 /// "refunds" and "refunded" meet. Language-neutral on purpose: gaps span every language served.
@@ -71,44 +69,65 @@ fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f32 {
     if all == 0 { 0.0 } else { shared as f32 / all as f32 }
 }
 
-/// Groups `gaps` (any order): each joins the first group of its language holding a similar question (among its
-/// first few, which bounds the work), else starts a group. Largest groups first, then most recent.
+/// Groups `gaps` (any order): two questions of one language whose word sets overlap enough are in one group, and
+/// so is everything connected through such pairs (the result does not depend on the order of the input). Only
+/// questions sharing a word are compared. Largest groups first, then most recent.
 pub fn group(gaps: &[Gap]) -> Vec<GapGroup> {
     let mut sorted: Vec<&Gap> = gaps.iter().collect();
-    sorted.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    let mut groups: Vec<(Vec<BTreeSet<String>>, GapGroup)> = Vec::new();
-    for gap in sorted {
-        let words = stems(&gap.text);
-        let home = groups.iter_mut().find(|(members, group)| {
-            group.language == gap.language
-                && members.iter().any(|m| jaccard(m, &words) >= SIMILAR || (m.is_empty() && words.is_empty()))
-        });
-        match home {
-            Some((members, group)) => {
-                if members.len() < COMPARED_MEMBERS {
-                    members.push(words);
+    sorted.sort_by(|a, b| a.language.cmp(&b.language).then(a.created_at.cmp(&b.created_at)).then(a.id.cmp(&b.id)));
+    let words: Vec<BTreeSet<String>> = sorted.iter().map(|g| stems(&g.text)).collect();
+    let mut parent: Vec<usize> = (0..sorted.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut by_word: std::collections::HashMap<(&str, &str), Vec<usize>> = std::collections::HashMap::new();
+    let mut wordless: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for i in 0..sorted.len() {
+        let language = sorted[i].language.as_str();
+        if words[i].is_empty() {
+            // Questions without content words ("??", "hallo") form one group per language.
+            let first = *wordless.entry(language).or_insert(i);
+            let (a, b) = (root(&mut parent, first), root(&mut parent, i));
+            parent[b.max(a)] = b.min(a);
+            continue;
+        }
+        let mut seen = BTreeSet::new();
+        for word in &words[i] {
+            for &j in by_word.get(&(language, word.as_str())).into_iter().flatten() {
+                if seen.insert(j) && jaccard(&words[i], &words[j]) >= SIMILAR {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    // The older question's root stays the root: a group is named by its oldest question.
+                    parent[a.max(b)] = a.min(b);
                 }
-                group.gaps.push(gap.clone());
-            }
-            None => {
-                let group = GapGroup {
-                    id: gap.id.clone(),
-                    language: gap.language.clone(),
-                    gaps: vec![gap.clone()],
-                    best_faq: None,
-                };
-                groups.push((vec![words], group));
             }
         }
+        for word in &words[i] {
+            by_word.entry((language, word.as_str())).or_default().push(i);
+        }
+    }
+    let mut groups: std::collections::BTreeMap<usize, GapGroup> = std::collections::BTreeMap::new();
+    for (i, gap) in sorted.iter().enumerate() {
+        let r = root(&mut parent, i);
+        let group = groups.entry(r).or_insert_with(|| GapGroup {
+            id: sorted[r].id.clone(),
+            language: gap.language.clone(),
+            gaps: Vec::new(),
+            best_faq: None,
+        });
+        group.gaps.push((*gap).clone());
     }
     let mut groups: Vec<GapGroup> = groups
-        .into_iter()
-        .map(|(_, mut group)| {
+        .into_values()
+        .map(|mut group| {
             group.best_faq = most_named(&group.gaps);
             group
         })
         .collect();
-    groups.sort_by(|a, b| b.gaps.len().cmp(&a.gaps.len()).then(b.last_at().cmp(&a.last_at())));
+    groups.sort_by(|a, b| b.gaps.len().cmp(&a.gaps.len()).then(b.last_at().cmp(&a.last_at())).then(a.id.cmp(&b.id)));
     groups
 }
 
@@ -135,6 +154,20 @@ mod tests {
             created_at: at,
             resolved_at: None,
             resolved_faq: None,
+        }
+    }
+
+    #[test]
+    fn grouping_does_not_depend_on_the_order_of_the_questions() {
+        // B-C are not similar on their own, A links them.
+        let a = gap("a", "en", "may I bring my parrot into your shop", 1);
+        let b = gap("b", "en", "is my parrot allowed into your shop", 1);
+        let c = gap("c", "en", "can i bring my parrot into the shop", 1);
+        for order in [[&a, &b, &c], [&b, &c, &a], [&c, &a, &b]] {
+            let gaps: Vec<Gap> = order.into_iter().cloned().collect();
+            let groups = group(&gaps);
+            assert_eq!(groups.len(), 1, "{groups:#?}");
+            assert_eq!(groups[0].id, "a");
         }
     }
 

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::convert::{
     channel_to_pb, conversation_to_pb, faq_match_to_pb, handoff_reason_to_pb, intent_to_pb, message_to_pb, state_to_pb,
     tier_to_pb, timestamp,
 };
 use super::pb;
 use super::status::status_of;
+use crate::access::Caller;
 use crate::conversation::{Handoff, HandoffState};
 use crate::error::Error;
 use crate::handoff::{Desk, HandoffPackage, QueueEvent, QueueEventKind};
@@ -24,6 +26,33 @@ pub struct AgentApi {
 impl AgentApi {
     pub fn new(desk: Arc<Desk>) -> Self {
         Self { desk }
+    }
+
+    /// An agent key limited to some skills may only act on hand-offs of those skills.
+    async fn check_handoff(&self, caller: &Caller, handoff_id: &str) -> Result<(), Status> {
+        if caller.skills.is_empty() {
+            return Ok(());
+        }
+        let package = self.desk.get(handoff_id).await.map_err(status_of)?;
+        if caller.has_skill(&package.handoff.skill) { Ok(()) } else { Err(denied_skill(&package.handoff.skill)) }
+    }
+}
+
+fn denied_skill(skill: &str) -> Status {
+    status_of(Error::PermissionDenied(format!("this API key does not work skill {skill:?}")))
+}
+
+/// The skills a queue or list request may cover: what it asks for, within the key's skills.
+fn allowed_skills(caller: &Caller, requested: Vec<String>) -> Result<Vec<String>, Status> {
+    if caller.skills.is_empty() {
+        return Ok(requested);
+    }
+    if requested.is_empty() {
+        return Ok(caller.skills.clone());
+    }
+    match requested.iter().find(|s| !caller.has_skill(s)) {
+        Some(skill) => Err(denied_skill(skill)),
+        None => Ok(requested),
     }
 }
 
@@ -117,14 +146,18 @@ impl pb::agent_service_server::AgentService for AgentApi {
     type WatchQueueStream = QueueStream;
 
     async fn watch_queue(&self, request: Request<pb::WatchQueueRequest>) -> Result<Response<QueueStream>, Status> {
+        let caller = caller(&request)?;
         let pb::WatchQueueRequest { agent_id, skills } = request.into_inner();
+        let skills = allowed_skills(&caller, skills)?;
         let events = self.desk.watch_queue(&agent_id, skills).await.map_err(status_of)?;
         let stream = events.map(|event| event.map(|e| queue_event_to_pb(&e)).map_err(status_of));
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn claim_handoff(&self, request: Request<pb::ClaimHandoffRequest>) -> Result<Response<pb::Handoff>, Status> {
+        let caller = caller(&request)?;
         let pb::ClaimHandoffRequest { handoff_id, agent_id } = request.into_inner();
+        self.check_handoff(&caller, &handoff_id).await?;
         let package = self.desk.claim(&handoff_id, &agent_id).await.map_err(status_of)?;
         Ok(Response::new(package_to_pb(&package)))
     }
@@ -133,7 +166,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
         &self,
         request: Request<pb::SendAgentMessageRequest>,
     ) -> Result<Response<pb::Message>, Status> {
+        let caller = caller(&request)?;
         let pb::SendAgentMessageRequest { handoff_id, agent_id, text } = request.into_inner();
+        self.check_handoff(&caller, &handoff_id).await?;
         let event = self.desk.send(&handoff_id, &agent_id, &text).await.map_err(status_of)?;
         message_to_pb(&event).map(Response::new).ok_or_else(|| Status::internal("agent message was not a message"))
     }
@@ -142,7 +177,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
         &self,
         request: Request<pb::TransferHandoffRequest>,
     ) -> Result<Response<pb::Handoff>, Status> {
+        let caller = caller(&request)?;
         let pb::TransferHandoffRequest { handoff_id, agent_id, skill, note } = request.into_inner();
+        self.check_handoff(&caller, &handoff_id).await?;
         let handoff = self.desk.transfer(&handoff_id, &agent_id, &skill, &note).await.map_err(status_of)?;
         Ok(Response::new(handoff_to_pb(&handoff)))
     }
@@ -151,7 +188,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
         &self,
         request: Request<pb::ResolveHandoffRequest>,
     ) -> Result<Response<pb::Handoff>, Status> {
+        let caller = caller(&request)?;
         let pb::ResolveHandoffRequest { handoff_id, agent_id, note } = request.into_inner();
+        self.check_handoff(&caller, &handoff_id).await?;
         let handoff = self.desk.resolve(&handoff_id, &agent_id, &note).await.map_err(status_of)?;
         Ok(Response::new(handoff_to_pb(&handoff)))
     }
@@ -160,8 +199,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
         &self,
         request: Request<pb::ListHandoffsRequest>,
     ) -> Result<Response<pb::ListHandoffsResponse>, Status> {
+        let caller = caller(&request)?;
         let pb::ListHandoffsRequest { state, skill, page_size, page_token } = request.into_inner();
-        let skills = if skill.trim().is_empty() { Vec::new() } else { vec![skill] };
+        let skills = allowed_skills(&caller, if skill.trim().is_empty() { Vec::new() } else { vec![skill] })?;
         let filter = HandoffFilter { state: handoff_state_from_pb(state)?, skills };
         let (page, next_page_token) = self.desk.list(filter, page_size, &page_token).await.map_err(status_of)?;
         Ok(Response::new(pb::ListHandoffsResponse {
@@ -171,7 +211,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
     }
 
     async fn get_handoff(&self, request: Request<pb::GetHandoffRequest>) -> Result<Response<pb::Handoff>, Status> {
+        let caller = caller(&request)?;
         let pb::GetHandoffRequest { handoff_id } = request.into_inner();
+        self.check_handoff(&caller, &handoff_id).await?;
         let package = self.desk.get(&handoff_id).await.map_err(status_of)?;
         Ok(Response::new(package_to_pb(&package)))
     }

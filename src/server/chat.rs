@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::convert::{channel_from_pb, conversation_to_pb, event_to_pb, message_to_pb, send_response, tier_from_pb};
 use super::pb;
 use super::status::status_of;
@@ -31,6 +32,7 @@ impl pb::chat_service_server::ChatService for ChatApi {
         &self,
         request: Request<pb::StartConversationRequest>,
     ) -> Result<Response<pb::StartConversationResponse>, Status> {
+        let owner = caller(&request)?.key_id;
         let pb::StartConversationRequest { customer_id, tier, channel, language, metadata } = request.into_inner();
         let start = StartConversation {
             customer_id,
@@ -38,6 +40,7 @@ impl pb::chat_service_server::ChatService for ChatApi {
             channel: channel_from_pb(channel)?,
             language: Some(language),
             metadata: metadata.into_iter().collect(),
+            owner: Some(owner),
         };
         let (conversation, greeting) = self.dialogue.start(start).await.map_err(status_of)?;
         Ok(Response::new(pb::StartConversationResponse {
@@ -50,8 +53,13 @@ impl pb::chat_service_server::ChatService for ChatApi {
         &self,
         request: Request<pb::SendMessageRequest>,
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
+        let caller = caller(&request)?;
         let pb::SendMessageRequest { conversation_id, text, client_message_id } = request.into_inner();
-        let outcome = self.dialogue.send(&conversation_id, &text, Some(&client_message_id)).await.map_err(status_of)?;
+        let outcome = self
+            .dialogue
+            .send(&conversation_id, &text, Some(&client_message_id), caller.owner_scope())
+            .await
+            .map_err(status_of)?;
         Ok(Response::new(send_response(&outcome)))
     }
 
@@ -61,7 +69,9 @@ impl pb::chat_service_server::ChatService for ChatApi {
         &self,
         request: Request<pb::WatchConversationRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let caller = caller(&request)?;
         let pb::WatchConversationRequest { conversation_id, after_seq } = request.into_inner();
+        self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
         let events = self.dialogue.watch(&conversation_id, after_seq).await.map_err(status_of)?;
         let stream = events.map(|event| event.map(|e| event_to_pb(&e)).map_err(status_of));
         Ok(Response::new(Box::pin(stream)))
@@ -71,7 +81,9 @@ impl pb::chat_service_server::ChatService for ChatApi {
         &self,
         request: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
+        let caller = caller(&request)?;
         let pb::GetConversationRequest { conversation_id } = request.into_inner();
+        self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
         let (conversation, events) = self.dialogue.get(&conversation_id).await.map_err(status_of)?;
         Ok(Response::new(conversation_to_pb(&conversation, &events)))
     }
@@ -80,7 +92,9 @@ impl pb::chat_service_server::ChatService for ChatApi {
         &self,
         request: Request<pb::EndConversationRequest>,
     ) -> Result<Response<pb::Conversation>, Status> {
+        let caller = caller(&request)?;
         let pb::EndConversationRequest { conversation_id } = request.into_inner();
+        self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
         let (conversation, events) = self.dialogue.end(&conversation_id).await.map_err(status_of)?;
         Ok(Response::new(conversation_to_pb(&conversation, &events)))
     }
@@ -89,7 +103,9 @@ impl pb::chat_service_server::ChatService for ChatApi {
         &self,
         request: Request<pb::RateConversationRequest>,
     ) -> Result<Response<pb::RateConversationResponse>, Status> {
+        let caller = caller(&request)?;
         let pb::RateConversationRequest { conversation_id, score, comment } = request.into_inner();
+        self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
         let handoff = self.desk.rate(&conversation_id, score, &comment).await.map_err(status_of)?;
         Ok(Response::new(pb::RateConversationResponse { handoff_id: handoff.id }))
     }

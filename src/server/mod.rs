@@ -1,7 +1,9 @@
 //! The gRPC transport: the only module that knows tonic and the generated types. Adapters validate, convert,
 //! call the domain and convert back; the domain never sees a `Status`.
 
+mod admin;
 mod agent;
+mod auth;
 mod chat;
 mod convert;
 mod knowledge;
@@ -13,9 +15,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tracing::info;
 
+use crate::access::{Access, Role};
 use crate::dialogue::Dialogue;
 use crate::editor::Editor;
 use crate::handoff::Desk;
@@ -38,6 +42,7 @@ const MAX_DECODING_BYTES: usize = 256 * 1024;
 pub async fn serve(
     dialogue: Arc<Dialogue>,
     editor: Arc<Editor>,
+    access: Arc<Access>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -49,22 +54,47 @@ pub async fn serve(
         .expect("the compiled-in descriptor sets are valid");
     let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
     let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
-    let stats = pb::stats_service_server::StatsServiceServer::new(stats).max_decoding_message_size(MAX_DECODING_BYTES);
-    let chat = pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue, Arc::clone(&desk)))
-        .max_decoding_message_size(MAX_DECODING_BYTES);
-    let agent = pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk))
-        .max_decoding_message_size(MAX_DECODING_BYTES);
-    let knowledge = pb::knowledge_service_server::KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(editor))
-        // Imports carry whole category files.
-        .max_decoding_message_size(16 * MAX_DECODING_BYTES);
+    let limits = dialogue.config().limits.clone();
+    // Every service behind the access gate, with the roles it admits.
+    let gate = |service, roles| auth::Gate::new(Arc::clone(&access), service, roles);
+    let stats = InterceptedService::new(
+        pb::stats_service_server::StatsServiceServer::new(stats).max_decoding_message_size(MAX_DECODING_BYTES),
+        gate("StatsService", &[Role::Editor, Role::Admin]),
+    );
+    let chat = InterceptedService::new(
+        pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue, Arc::clone(&desk)))
+            .max_decoding_message_size(MAX_DECODING_BYTES),
+        gate("ChatService", &[Role::Client, Role::Admin]),
+    );
+    let agent = InterceptedService::new(
+        pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk))
+            .max_decoding_message_size(MAX_DECODING_BYTES),
+        gate("AgentService", &[Role::Agent, Role::Admin]),
+    );
+    let knowledge = InterceptedService::new(
+        pb::knowledge_service_server::KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(editor))
+            // Imports carry whole category files.
+            .max_decoding_message_size(16 * MAX_DECODING_BYTES),
+        gate("KnowledgeService", &[Role::Editor, Role::Admin]),
+    );
+    let admin = InterceptedService::new(
+        pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(Arc::clone(&access)))
+            .max_decoding_message_size(MAX_DECODING_BYTES),
+        gate("AdminService", &[Role::Admin]),
+    );
     // The knowledge base and model are loaded before we get here, so SERVING is true from the first request.
     health.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
     health.set_serving::<pb::agent_service_server::AgentServiceServer<agent::AgentApi>>().await;
     health.set_serving::<pb::knowledge_service_server::KnowledgeServiceServer<knowledge::KnowledgeApi>>().await;
     health.set_serving::<pb::stats_service_server::StatsServiceServer<stats::StatsApi>>().await;
+    health.set_serving::<pb::admin_service_server::AdminServiceServer<admin::AdminApi>>().await;
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     info!(%address, "serving gRPC");
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder().max_concurrent_streams(Some(limits.max_concurrent_streams));
+    if limits.request_timeout_secs > 0 {
+        builder = builder.timeout(std::time::Duration::from_secs(limits.request_timeout_secs));
+    }
+    builder
         .layer(latency::LatencyLayer::new())
         .add_service(health_service)
         .add_service(reflection)
@@ -72,6 +102,7 @@ pub async fn serve(
         .add_service(agent)
         .add_service(knowledge)
         .add_service(stats)
+        .add_service(admin)
         // The incoming stream's own setting applies, not the builder's: without it Nagle's algorithm holds small
         // responses back for tens of milliseconds (BENCHMARKS.md).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)

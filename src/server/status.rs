@@ -22,6 +22,14 @@ pub fn status_of(error: Error) -> Status {
             Status::with_error_details(Code::InvalidArgument, message, details)
         }
         Error::Aborted(message) => Status::aborted(message),
+        Error::Unauthenticated(message) => Status::unauthenticated(message),
+        Error::PermissionDenied(message) => Status::permission_denied(message),
+        Error::ResourceExhausted { message, retry_after } => {
+            let mut details = ErrorDetails::new();
+            details.set_retry_info(Some(retry_after));
+            let message = format!("{message}; retry after {} ms", retry_after.as_millis().max(1));
+            Status::with_error_details(Code::ResourceExhausted, message, details)
+        }
         Error::NotFound { what, id } => Status::not_found(format!("{what} {id:?} not found")),
         Error::FailedPrecondition(message) => Status::failed_precondition(message),
         Error::AlreadyExists(message) => Status::already_exists(message),

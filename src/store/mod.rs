@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 pub use sqlite::SqliteStore;
 
+use crate::access::ApiKey;
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
 use crate::knowledge::Faq;
 use crate::knowledge::gaps::Gap;
@@ -119,6 +120,27 @@ pub struct StatsRecords {
     pub turns: Vec<Turn>,
 }
 
+/// What erasing a customer removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    pub conversations: u64,
+    pub messages: u64,
+    pub handoffs: u64,
+    pub ratings: u64,
+    pub gaps: u64,
+}
+
+/// One privileged action, recorded without personal data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: i64,
+    /// The key id that acted.
+    pub actor: String,
+    pub action: String,
+    /// Counts and key ids; never customer data.
+    pub detail: serde_json::Value,
+}
+
 /// Which hand-offs to list.
 #[derive(Debug, Clone, Default)]
 pub struct HandoffFilter {
@@ -175,6 +197,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Knowledge gaps not yet resolved, oldest first, at most `limit`.
     async fn open_gaps(&self, limit: u32) -> Result<Vec<Gap>, StoreError>;
+
+    /// Every API key, revoked ones included.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Stores a new key and audits it, atomically.
+    async fn insert_api_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Revokes a key (false when there is no such live key) and audits it, atomically.
+    async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool, StoreError>;
+
+    /// Deletes every conversation, message, hand-off, rating and knowledge gap of a customer, and records the
+    /// counts (not the customer) in the audit log, atomically.
+    async fn erase_customer(&self, customer_id: &str, actor: &str, at: i64) -> Result<Erased, StoreError>;
+
+    /// The newest audit entries first.
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// The conversations created in `[start, end)` (Unix milliseconds) with their hand-offs and turns.
     async fn stats_records(&self, start: i64, end: i64) -> Result<StatsRecords, StoreError>;

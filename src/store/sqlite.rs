@@ -12,7 +12,9 @@ use sqlx::sqlite::{
 };
 
 use super::group_commit::{GroupCommit, OwnedCommit};
+use super::{AuditEntry, Erased};
 use super::{Commit, FaqRevision, HandoffFilter, KnowledgeWrite, StatsRecords, Store, StoreError, StoredFaq};
+use crate::access::{ApiKey, Role};
 use crate::conversation::{Channel, Conversation, Event, EventBody, Handoff, HandoffState, State, Tier, Turn};
 use crate::knowledge::gaps::Gap;
 use crate::knowledge::{Faq, Translation};
@@ -87,6 +89,7 @@ fn conversation_from_row(row: &SqliteRow) -> Result<Conversation, StoreError> {
         updated_at: row.try_get("updated_at")?,
         last_seq: row.try_get::<i64, _>("last_seq")? as u64,
         memory: from_json(&text("memory")?)?,
+        owner: row.try_get("owner")?,
     })
 }
 
@@ -137,7 +140,7 @@ pub(super) async fn insert_events(
 pub(super) async fn save_conversation(tx: &mut sqlx::SqliteConnection, c: &Conversation) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO conversations (id, customer_id, tier, channel, language, language_fixed, metadata, state, \
-         created_at, updated_at, last_seq, memory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         created_at, updated_at, last_seq, memory, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO UPDATE SET language = excluded.language, state = excluded.state, \
          updated_at = excluded.updated_at, last_seq = excluded.last_seq, memory = excluded.memory",
     )
@@ -153,6 +156,7 @@ pub(super) async fn save_conversation(tx: &mut sqlx::SqliteConnection, c: &Conve
     .bind(c.updated_at)
     .bind(c.last_seq as i64)
     .bind(to_json(&c.memory)?)
+    .bind(&c.owner)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -204,6 +208,17 @@ pub(super) async fn save_handoff(
     if result.rows_affected() != 1 {
         return Err(StoreError::Conflict);
     }
+    Ok(())
+}
+
+async fn insert_audit(tx: &mut sqlx::SqliteConnection, audit: &AuditEntry) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)")
+        .bind(audit.at)
+        .bind(&audit.actor)
+        .bind(&audit.action)
+        .bind(audit.detail.to_string())
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -551,5 +566,121 @@ impl Store for SqliteStore {
         .await?;
         let turns = rows.iter().map(|row| from_json(&row.try_get::<String, _>("turn")?)).collect::<Result<_, _>>()?;
         Ok(StatsRecords { conversations, handoffs, turns })
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ApiKey {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    role: Role::parse(&row.try_get::<String, _>("role")?).ok_or_else(|| corrupt("role"))?,
+                    skills: from_json(&row.try_get::<String, _>("skills")?)?,
+                    secret_hash: row.try_get("secret_hash")?,
+                    created_at: row.try_get("created_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, role, skills, secret_hash, created_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.name)
+        .bind(key.role.as_str())
+        .bind(to_json(&key.skills)?)
+        .bind(&key.secret_hash)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(audit.at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if revoked {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    async fn erase_customer(&self, customer_id: &str, actor: &str, at: i64) -> Result<Erased, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Writes first (see write_knowledge): each DELETE reports how much it removed.
+        let gaps = sqlx::query(
+            "DELETE FROM knowledge_gaps WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
+        )
+        .bind(customer_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let messages = sqlx::query(
+            "DELETE FROM events WHERE kind = 'message' \
+                 AND conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
+        )
+        .bind(customer_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM events WHERE conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)")
+            .bind(customer_id)
+            .execute(&mut *tx)
+            .await?;
+        let ratings = sqlx::query("DELETE FROM handoffs WHERE customer_id = ? AND rating IS NOT NULL")
+            .bind(customer_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let handoffs = ratings
+            + sqlx::query("DELETE FROM handoffs WHERE customer_id = ?")
+                .bind(customer_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let conversations = sqlx::query("DELETE FROM conversations WHERE customer_id = ?")
+            .bind(customer_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let erased = Erased { conversations, messages, handoffs, ratings, gaps };
+        let detail = serde_json::to_value(erased).map_err(corrupt)?;
+        insert_audit(&mut tx, &AuditEntry { at, actor: actor.to_owned(), action: "erase_customer".into(), detail })
+            .await?;
+        tx.commit().await?;
+        Ok(erased)
+    }
+
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    detail: serde_json::from_str(&row.try_get::<String, _>("detail")?).map_err(corrupt)?,
+                })
+            })
+            .collect()
     }
 }

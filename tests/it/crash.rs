@@ -40,8 +40,9 @@ fn spawn_server(data_dir: &Path) -> (Child, String) {
 #[tokio::test]
 async fn kill_9_loses_no_acknowledged_message_or_handoff() {
     let dir = tempfile::tempdir().unwrap();
+    let admin = create_key_with_cli(dir.path(), "admin");
     let (mut child, url) = spawn_server(dir.path());
-    let mut chat = ChatServiceClient::connect(url.clone()).await.unwrap();
+    let mut chat = ChatServiceClient::new(connect_authed(&url, &admin).await);
     let mut acknowledged = Vec::new();
     let mut handed_off = Vec::new();
     for n in 0..10 {
@@ -61,7 +62,7 @@ async fn kill_9_loses_no_acknowledged_message_or_handoff() {
     child.wait().unwrap();
 
     let (mut child, url) = spawn_server(dir.path());
-    let mut chat = ChatServiceClient::connect(url.clone()).await.unwrap();
+    let mut chat = ChatServiceClient::new(connect_authed(&url, &admin).await);
     for (id, text, replies) in &acknowledged {
         let conversation = chat
             .get_conversation(pb::GetConversationRequest { conversation_id: id.clone() })
@@ -71,7 +72,7 @@ async fn kill_9_loses_no_acknowledged_message_or_handoff() {
         assert!(conversation.messages.iter().any(|m| &m.text == text), "{text} lost");
         assert_eq!(conversation.messages.len(), 2 + replies, "greeting, message, replies of {id}");
     }
-    let mut agent = AgentServiceClient::connect(url).await.unwrap();
+    let mut agent = AgentServiceClient::new(connect_authed(&url, &admin).await);
     let queued = agent
         .list_handoffs(pb::ListHandoffsRequest { state: pb::HandoffState::Queued.into(), ..Default::default() })
         .await

@@ -7,7 +7,6 @@ use loket::server::pb::agent_service_client::AgentServiceClient;
 use loket::server::pb::chat_service_client::ChatServiceClient;
 use loket::server::pb::{self, DecisionKind, QueueEventKind};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
 use crate::harness::*;
@@ -15,7 +14,7 @@ use crate::harness::*;
 type Queue = Streaming<pb::QueueEvent>;
 
 async fn watch_queue(
-    agent: &mut AgentServiceClient<Channel>,
+    agent: &mut AgentServiceClient<Authed>,
     agent_id: &str,
     skills: &[&str],
 ) -> (Queue, Vec<pb::Handoff>) {
@@ -41,7 +40,7 @@ async fn next_event(stream: &mut Streaming<pb::ConversationEvent>) -> pb::Conver
     tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("event in time").unwrap().unwrap()
 }
 
-async fn watch(chat: &mut ChatServiceClient<Channel>, id: &str, after_seq: u64) -> Streaming<pb::ConversationEvent> {
+async fn watch(chat: &mut ChatServiceClient<Authed>, id: &str, after_seq: u64) -> Streaming<pb::ConversationEvent> {
     let request = pb::WatchConversationRequest { conversation_id: id.into(), after_seq };
     chat.watch_conversation(request).await.unwrap().into_inner()
 }
@@ -56,7 +55,7 @@ fn message_of(event: &pb::ConversationEvent) -> Option<&pb::Message> {
 /// Starts a Dutch conversation, asks a returns question, then asks for a person. Returns the conversation id
 /// and the seq of the last event.
 async fn ask_for_a_person(
-    chat: &mut ChatServiceClient<Channel>,
+    chat: &mut ChatServiceClient<Authed>,
     customer: &str,
 ) -> (String, u64, pb::SendMessageResponse) {
     let started = chat
@@ -128,7 +127,7 @@ async fn the_whole_loop_from_request_to_rating() {
 
     // Two agents race; exactly one wins.
     let handoff_id = package.handoff_id.clone();
-    let claim = |agent: &mut AgentServiceClient<Channel>, name: &str| {
+    let claim = |agent: &mut AgentServiceClient<Authed>, name: &str| {
         let mut agent = agent.clone();
         let request = pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), agent_id: name.into() };
         async move { agent.claim_handoff(request).await }

@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use loket::App;
+use loket::access::Role;
 use loket::clock::ManualClock;
 use loket::config::Config;
+use loket::server::pb::admin_service_client::AdminServiceClient;
 use loket::server::pb::agent_service_client::AgentServiceClient;
 use loket::server::pb::chat_service_client::ChatServiceClient;
 use loket::server::pb::knowledge_service_client::KnowledgeServiceClient;
@@ -16,6 +18,9 @@ use loket::server::pb::{self, SendMessageResponse, StartConversationResponse};
 use loket::store::SqliteStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub fn knowledge_dir() -> PathBuf {
@@ -29,6 +34,9 @@ pub fn test_config(data_dir: &Path) -> Config {
     config.intent.model_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/intent");
     // Background retrains take seconds of CPU: only the tests about them turn them on.
     config.knowledge.retrain = false;
+    // Rate limits have their own test; elsewhere tests send as fast as they can.
+    config.limits.requests_per_second_per_key = 0.0;
+    config.limits.messages_per_minute_per_conversation = 0.0;
     config
 }
 
@@ -43,6 +51,8 @@ pub struct TestServer {
     pub metrics_addr: Option<SocketAddr>,
     /// The server's clock; tests advance it to make time pass.
     pub clock: Arc<ManualClock>,
+    /// One API key per role, made at start.
+    pub keys: Keys,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<()>,
 }
@@ -72,8 +82,41 @@ impl TestServer {
         };
         let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
         let clock = Arc::new(ManualClock::new(millis));
+        let data_dir = config.storage.data_dir.clone();
         let store = SqliteStore::open(&config.storage.data_dir).await.expect("open store");
         let app = App::build_with(config, Arc::new(store), clock.clone()).await.expect("app builds");
+        let key = |role, name: &str, skills: &[&str]| {
+            let access = Arc::clone(&app.access);
+            let (name, skills) = (name.to_owned(), skills.iter().map(|s| s.to_string()).collect());
+            async move { access.create_key(&name, role, skills, "test").await.expect("create key").token }
+        };
+        // A restart on the same data directory keeps the keys (and so the conversations' owners): the tokens
+        // are kept beside the database, as an operator would keep them.
+        let saved = data_dir.join("test-keys.txt");
+        let keys = match std::fs::read_to_string(&saved) {
+            Ok(text) => {
+                let t: Vec<String> = text.lines().map(str::to_owned).collect();
+                Keys {
+                    client: t[0].clone(),
+                    other_client: t[1].clone(),
+                    agent: t[2].clone(),
+                    editor: t[3].clone(),
+                    admin: t[4].clone(),
+                }
+            }
+            Err(_) => {
+                let keys = Keys {
+                    client: key(Role::Client, "widget", &[]).await,
+                    other_client: key(Role::Client, "other widget", &[]).await,
+                    agent: key(Role::Agent, "agent console", &[]).await,
+                    editor: key(Role::Editor, "editor", &[]).await,
+                    admin: key(Role::Admin, "admin", &[]).await,
+                };
+                let lines = [&keys.client, &keys.other_client, &keys.agent, &keys.editor, &keys.admin];
+                std::fs::write(&saved, lines.map(String::as_str).join("\n")).expect("save test keys");
+                keys
+            }
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.serve_with_metrics(listener, metrics, async {
@@ -82,27 +125,41 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        TestServer { addr, metrics_addr, clock, shutdown: Some(tx), handle }
+        TestServer { addr, metrics_addr, clock, keys, shutdown: Some(tx), handle }
     }
 
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.expect("connect")
     }
 
-    pub async fn chat(&self) -> ChatServiceClient<Channel> {
-        ChatServiceClient::new(self.channel().await)
+    /// A channel whose requests carry `token` as their bearer credential.
+    pub async fn authed(&self, token: &str) -> Authed {
+        InterceptedService::new(self.channel().await, Bearer::new(token))
     }
 
-    pub async fn agent(&self) -> AgentServiceClient<Channel> {
-        AgentServiceClient::new(self.channel().await)
+    /// A front-end's client (CLIENT key).
+    pub async fn chat(&self) -> ChatServiceClient<Authed> {
+        ChatServiceClient::new(self.authed(&self.keys.client).await)
     }
 
-    pub async fn knowledge(&self) -> KnowledgeServiceClient<Channel> {
-        KnowledgeServiceClient::new(self.channel().await)
+    /// An agent console's client (AGENT key, all skills).
+    pub async fn agent(&self) -> AgentServiceClient<Authed> {
+        AgentServiceClient::new(self.authed(&self.keys.agent).await)
     }
 
-    pub async fn stats(&self) -> StatsServiceClient<Channel> {
-        StatsServiceClient::new(self.channel().await)
+    /// A knowledge editor's client (EDITOR key).
+    pub async fn knowledge(&self) -> KnowledgeServiceClient<Authed> {
+        KnowledgeServiceClient::new(self.authed(&self.keys.editor).await)
+    }
+
+    /// KPIs, as an editor.
+    pub async fn stats(&self) -> StatsServiceClient<Authed> {
+        StatsServiceClient::new(self.authed(&self.keys.editor).await)
+    }
+
+    /// The administrators' client (ADMIN key).
+    pub async fn admin(&self) -> AdminServiceClient<Authed> {
+        AdminServiceClient::new(self.authed(&self.keys.admin).await)
     }
 
     /// Stops the server and waits until it has drained.
@@ -114,6 +171,58 @@ impl TestServer {
     }
 }
 
+/// The bearer tokens the test server made, one per role (and a second client).
+pub struct Keys {
+    pub client: String,
+    pub other_client: String,
+    pub agent: String,
+    pub editor: String,
+    pub admin: String,
+}
+
+/// Adds `authorization: Bearer <key>` to every request.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Bearer {
+        Bearer(Some(format!("Bearer {token}").parse().expect("ascii token")))
+    }
+
+    /// No credential at all.
+    pub fn none() -> Bearer {
+        Bearer(None)
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Connects to `url` with `token` as the bearer credential.
+pub async fn connect_authed(url: &str, token: &str) -> Authed {
+    let channel = Channel::from_shared(url.to_owned()).unwrap().connect().await.expect("connect");
+    InterceptedService::new(channel, Bearer::new(token))
+}
+
+/// `loket keys create` against a data directory (as an operator would), returning the printed key.
+pub fn create_key_with_cli(data_dir: &Path, role: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loket"))
+        .args(["keys", "create", "--role", role, "--name", "test", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run loket keys create");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 /// A server on a fresh temporary data directory (kept alive by the returned guard).
 pub async fn fresh_server() -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -121,7 +230,7 @@ pub async fn fresh_server() -> (TestServer, tempfile::TempDir) {
     (server, dir)
 }
 
-pub async fn start_conversation(chat: &mut ChatServiceClient<Channel>, language: &str) -> StartConversationResponse {
+pub async fn start_conversation(chat: &mut ChatServiceClient<Authed>, language: &str) -> StartConversationResponse {
     chat.start_conversation(pb::StartConversationRequest {
         customer_id: "customer-1".into(),
         tier: pb::SupportTier::Standard.into(),
@@ -138,7 +247,7 @@ pub fn conversation_id(started: &StartConversationResponse) -> String {
     started.conversation.as_ref().unwrap().conversation_id.clone()
 }
 
-pub async fn send(chat: &mut ChatServiceClient<Channel>, conversation_id: &str, text: &str) -> SendMessageResponse {
+pub async fn send(chat: &mut ChatServiceClient<Authed>, conversation_id: &str, text: &str) -> SendMessageResponse {
     chat.send_message(pb::SendMessageRequest {
         conversation_id: conversation_id.into(),
         text: text.into(),

@@ -9,12 +9,11 @@ use loket::server::pb::chat_service_client::ChatServiceClient;
 use loket::server::pb::{self, DecisionKind, HandoffReason, TargetStatus};
 use prost_types::Timestamp;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::harness::*;
 
 async fn start(
-    chat: &mut ChatServiceClient<Channel>,
+    chat: &mut ChatServiceClient<Authed>,
     customer: &str,
     language: &str,
     channel: pb::Channel,
@@ -40,12 +39,12 @@ fn detected(response: &pb::SendMessageResponse) -> Option<String> {
         .or_else(|| decision.faq_matches.first().map(|m| m.faq_id.clone()))
 }
 
-async fn claim(agent: &mut AgentServiceClient<Channel>, handoff_id: &str, agent_id: &str) {
+async fn claim(agent: &mut AgentServiceClient<Authed>, handoff_id: &str, agent_id: &str) {
     let request = pb::ClaimHandoffRequest { handoff_id: handoff_id.into(), agent_id: agent_id.into() };
     agent.claim_handoff(request).await.unwrap();
 }
 
-async fn resolve(agent: &mut AgentServiceClient<Channel>, handoff_id: &str, agent_id: &str) {
+async fn resolve(agent: &mut AgentServiceClient<Authed>, handoff_id: &str, agent_id: &str) {
     let request =
         pb::ResolveHandoffRequest { handoff_id: handoff_id.into(), agent_id: agent_id.into(), note: "".into() };
     agent.resolve_handoff(request).await.unwrap();

@@ -1,5 +1,6 @@
 //! Integration tests: a real loket server on an ephemeral loopback port, driven through real tonic clients.
 
+mod access;
 mod chat;
 mod config;
 mod crash;

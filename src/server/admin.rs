@@ -1,0 +1,99 @@
+//! `loket.v1.AdminService` adapter.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::auth::caller;
+use super::convert::timestamp;
+use super::pb;
+use super::status::status_of;
+use crate::access::{Access, ApiKey, Role};
+use crate::error::Error;
+
+pub struct AdminApi {
+    access: Arc<Access>,
+}
+
+impl AdminApi {
+    pub fn new(access: Arc<Access>) -> Self {
+        Self { access }
+    }
+}
+
+fn role_to_pb(role: Role) -> pb::Role {
+    match role {
+        Role::Client => pb::Role::Client,
+        Role::Agent => pb::Role::Agent,
+        Role::Editor => pb::Role::Editor,
+        Role::Admin => pb::Role::Admin,
+    }
+}
+
+fn role_from_pb(value: i32) -> Result<Role, Status> {
+    match pb::Role::try_from(value) {
+        Ok(pb::Role::Client) => Ok(Role::Client),
+        Ok(pb::Role::Agent) => Ok(Role::Agent),
+        Ok(pb::Role::Editor) => Ok(Role::Editor),
+        Ok(pb::Role::Admin) => Ok(Role::Admin),
+        Ok(pb::Role::Unspecified) => Err(status_of(Error::invalid("role", "is required"))),
+        Err(_) => Err(status_of(Error::invalid("role", format!("unknown value {value}")))),
+    }
+}
+
+fn key_to_pb(key: &ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        key_id: key.id.clone(),
+        name: key.name.clone(),
+        role: role_to_pb(key.role).into(),
+        skills: key.skills.clone(),
+        create_time: timestamp(key.created_at),
+        revoke_time: key.revoked_at.and_then(timestamp),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for AdminApi {
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let actor = caller(&request)?.key_id;
+        let r = request.into_inner();
+        let role = role_from_pb(r.role)?;
+        let key = self.access.create_key(&r.name, role, r.skills, &actor).await.map_err(status_of)?;
+        Ok(Response::new(pb::CreateApiKeyResponse { key: Some(key_to_pb(&key.record)), token: key.token }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        let actor = caller(&request)?.key_id;
+        self.access.revoke_key(request.get_ref().key_id.trim(), &actor).await.map_err(status_of)?;
+        Ok(Response::new(pb::RevokeApiKeyResponse {}))
+    }
+
+    async fn list_api_keys(
+        &self,
+        _request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let keys = self.access.keys().await.map_err(status_of)?;
+        Ok(Response::new(pb::ListApiKeysResponse { keys: keys.iter().map(key_to_pb).collect() }))
+    }
+
+    async fn erase_customer(
+        &self,
+        request: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
+        let actor = caller(&request)?.key_id;
+        let erased = self.access.erase_customer(&request.get_ref().customer_id, &actor).await.map_err(status_of)?;
+        Ok(Response::new(pb::EraseCustomerResponse {
+            conversations: erased.conversations as i64,
+            messages: erased.messages as i64,
+            handoffs: erased.handoffs as i64,
+            ratings: erased.ratings as i64,
+            knowledge_gaps: erased.gaps as i64,
+        }))
+    }
+}
