@@ -7,6 +7,7 @@ mod crash;
 mod evaluation;
 mod handoff;
 mod harness;
+mod hostile;
 mod intent;
 mod invalid;
 mod knowledge;
