@@ -115,6 +115,19 @@ impl Default for IntentConfig {
 pub struct ServerConfig {
     /// Address the gRPC server listens on.
     pub listen: SocketAddr,
+    /// PEM certificate chain for TLS (with `tls_key`); empty: plain text.
+    pub tls_cert: PathBuf,
+    /// PEM private key for TLS.
+    pub tls_key: PathBuf,
+    /// Serve plain text on a non-loopback address. Off: without TLS only loopback is served (put a TLS-terminating
+    /// proxy in front, or configure `tls_cert`/`tls_key`).
+    pub allow_plaintext: bool,
+}
+
+impl ServerConfig {
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,7 +309,12 @@ impl Default for OfficeHoursConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 50051)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            allow_plaintext: false,
+        }
     }
 }
 
@@ -464,6 +482,15 @@ impl Config {
             if !unit(value) {
                 return invalid(key, "must be between 0 and 1");
             }
+        }
+        if self.server.tls_cert.as_os_str().is_empty() != self.server.tls_key.as_os_str().is_empty() {
+            return invalid("server.tls_key", "tls_cert and tls_key go together");
+        }
+        if !self.server.tls() && !self.server.listen.ip().is_loopback() && !self.server.allow_plaintext {
+            return invalid(
+                "server.listen",
+                "plain text is only served on loopback: set server.tls_cert and server.tls_key, or server.allow_plaintext",
+            );
         }
         if !["keys", "open"].contains(&self.auth.mode.as_str()) {
             return invalid("auth.mode", "must be \"keys\" or \"open\"");

@@ -154,7 +154,11 @@ impl App {
         };
         let retrain = self.editor.retrainer_handle().spawn(Arc::clone(&self.dialogue), self.retrained_dir.clone());
         let keys = self.reload_keys();
-        let served = server::serve(self.dialogue, self.editor, self.access, listener, shutdown).await;
+        let tls = match self.config.server.tls() {
+            true => Some(server::tls_config(&self.config.server.tls_cert, &self.config.server.tls_key)?),
+            false => None,
+        };
+        let served = server::serve(self.dialogue, self.editor, self.access, tls, listener, shutdown).await;
         keys.abort();
         if let Some(watcher) = watcher {
             watcher.abort();

@@ -38,11 +38,20 @@ pub use status::status_of;
 /// Largest request the transport decodes; message text limits are checked on top of this.
 const MAX_DECODING_BYTES: usize = 256 * 1024;
 
+/// The TLS identity from PEM files.
+pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    use anyhow::Context;
+    let cert = std::fs::read(cert).with_context(|| format!("reading TLS certificate {}", cert.display()))?;
+    let key = std::fs::read(key).with_context(|| format!("reading TLS key {}", key.display()))?;
+    Ok(tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)))
+}
+
 /// Serves every loket service on `listener` until `shutdown` completes, then drains in-flight requests.
 pub async fn serve(
     dialogue: Arc<Dialogue>,
     editor: Arc<Editor>,
     access: Arc<Access>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
@@ -89,8 +98,11 @@ pub async fn serve(
     health.set_serving::<pb::stats_service_server::StatsServiceServer<stats::StatsApi>>().await;
     health.set_serving::<pb::admin_service_server::AdminServiceServer<admin::AdminApi>>().await;
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    info!(%address, "serving gRPC");
+    info!(%address, tls = tls.is_some(), "serving gRPC");
     let mut builder = tonic::transport::Server::builder().max_concurrent_streams(Some(limits.max_concurrent_streams));
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
     if limits.request_timeout_secs > 0 {
         builder = builder.timeout(std::time::Duration::from_secs(limits.request_timeout_secs));
     }

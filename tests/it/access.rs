@@ -376,3 +376,50 @@ async fn open_mode_needs_no_key_but_only_on_loopback() {
     let refused = config.validate().unwrap_err().to_string();
     assert!(refused.contains("auth.mode"), "{refused}");
 }
+
+#[tokio::test]
+async fn tls_round_trip_with_a_generated_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (certified.cert.pem(), certified.signing_key.serialize_pem());
+    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    let mut config = test_config(&dir.path().join("data"));
+    config.server.tls_cert = dir.path().join("cert.pem");
+    config.server.tls_key = dir.path().join("key.pem");
+    let server = TestServer::start(config).await;
+
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&cert))
+        .domain_name("localhost");
+    let channel = tonic::transport::Channel::from_shared(format!("https://{}", server.addr))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("TLS handshake");
+    let mut chat = ChatServiceClient::new(InterceptedService::new(channel, Bearer::new(&server.keys.client)));
+    let id = conversation_id(&start_conversation(&mut chat, "nl").await);
+    let response = send(&mut chat, &id, "hoeveel dagen heb ik om iets terug te sturen").await;
+    assert_eq!(response.replies[0].faq_id, "return-period");
+    // Plain text to the TLS port does not get through.
+    let plain = tonic::transport::Channel::from_shared(format!("http://{}", server.addr)).unwrap().connect().await;
+    if let Ok(plain) = plain {
+        let mut chat = ChatServiceClient::new(InterceptedService::new(plain, Bearer::new(&server.keys.client)));
+        let request = pb::StartConversationRequest { customer_id: "c".into(), ..Default::default() };
+        assert!(chat.start_conversation(request).await.is_err());
+    }
+    server.stop().await;
+}
+
+#[test]
+fn plain_text_is_only_served_on_loopback_unless_allowed() {
+    let mut config = loket::config::Config::default();
+    config.server.listen = "0.0.0.0:50051".parse().unwrap();
+    assert!(config.validate().unwrap_err().to_string().contains("server.listen"));
+    config.server.allow_plaintext = true;
+    config.validate().unwrap();
+    config.server.tls_cert = "cert.pem".into();
+    assert!(config.validate().unwrap_err().to_string().contains("server.tls_key"));
+}
