@@ -33,6 +33,23 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub kpi: KpiConfig,
     pub auth: AuthConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// Personal data in stored transcripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Days a transcript keeps its raw text; after that personal data in it is redacted (0: keep it raw).
+    pub transcript_retention_days: u64,
+    /// How often the redaction of expired transcripts runs, in seconds.
+    pub retention_check_secs: u64,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self { transcript_retention_days: 90, retention_check_secs: 3600 }
+    }
 }
 
 /// Who may call: API keys with roles (`loket keys create`), or an explicit, loudly logged open demo mode.

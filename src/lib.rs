@@ -154,12 +154,16 @@ impl App {
         };
         let retrain = self.editor.retrainer_handle().spawn(Arc::clone(&self.dialogue), self.retrained_dir.clone());
         let keys = self.reload_keys();
+        let retention = self.enforce_retention();
         let tls = match self.config.server.tls() {
             true => Some(server::tls_config(&self.config.server.tls_cert, &self.config.server.tls_key)?),
             false => None,
         };
         let served = server::serve(self.dialogue, self.editor, self.access, tls, listener, shutdown).await;
         keys.abort();
+        if let Some(retention) = retention {
+            retention.abort();
+        }
         if let Some(watcher) = watcher {
             watcher.abort();
         }
@@ -169,6 +173,29 @@ impl App {
         }
         served?;
         Ok(())
+    }
+
+    /// Redacts personal data from transcripts older than `privacy.transcript_retention_days`, now and then every
+    /// `privacy.retention_check_secs`.
+    fn enforce_retention(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let days = self.config.privacy.transcript_retention_days;
+        if days == 0 {
+            return None;
+        }
+        let dialogue = Arc::clone(&self.dialogue);
+        let every = Duration::from_secs(self.config.privacy.retention_check_secs.max(1));
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let before = dialogue.now() - (days as i64) * 86_400_000;
+                match dialogue.store().redact_before(before, privacy::redact).await {
+                    Ok(0) => {}
+                    Ok(rows) => info!(rows, days, "expired transcripts redacted"),
+                    Err(e) => tracing::error!(error = %e, "redacting expired transcripts failed; retrying later"),
+                }
+            }
+        }))
     }
 
     /// Picks up keys created or revoked from outside the process (`loket keys`) every `auth.reload_secs`.

@@ -211,6 +211,11 @@ pub trait Store: Send + Sync + 'static {
     /// counts (not the customer) in the audit log, atomically.
     async fn erase_customer(&self, customer_id: &str, actor: &str, at: i64) -> Result<Erased, StoreError>;
 
+    /// Replaces the free text (messages, hand-off summaries and notes, rating comments, what the dialogue
+    /// remembers) of everything older than `before` with `redact(text)`, once; drops the stored replay of those
+    /// turns. Returns how many rows were rewritten.
+    async fn redact_before(&self, before: i64, redact: for<'t> fn(&'t str) -> String) -> Result<u64, StoreError>;
+
     /// The newest audit entries first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 

@@ -683,4 +683,72 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    async fn redact_before(&self, before: i64, redact: for<'t> fn(&'t str) -> String) -> Result<u64, StoreError> {
+        let mut rewritten = 0;
+        let mut tx = self.pool.begin().await?;
+        // A write first, so the transaction holds the write lock before it reads (see write_knowledge).
+        sqlx::query("UPDATE events SET turn = NULL WHERE redacted = 0 AND created_at < ? AND turn IS NOT NULL")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        let events = sqlx::query(
+            "SELECT conversation_id, seq, body FROM events WHERE redacted = 0 AND created_at < ? AND kind = 'message'",
+        )
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &events {
+            let mut body: EventBody = from_json(&row.try_get::<String, _>("body")?)?;
+            if let EventBody::Message(message) = &mut body {
+                message.text = redact(&message.text);
+            }
+            sqlx::query("UPDATE events SET body = ?, redacted = 1 WHERE conversation_id = ? AND seq = ?")
+                .bind(to_json(&body)?)
+                .bind(row.try_get::<String, _>("conversation_id")?)
+                .bind(row.try_get::<i64, _>("seq")?)
+                .execute(&mut *tx)
+                .await?;
+            rewritten += 1;
+        }
+        sqlx::query("UPDATE events SET redacted = 1 WHERE redacted = 0 AND created_at < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        let handoffs = sqlx::query("SELECT id, record FROM handoffs WHERE redacted = 0 AND created_at < ?")
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &handoffs {
+            let mut handoff: Handoff = from_json(&row.try_get::<String, _>("record")?)?;
+            handoff.first_ask = redact(&handoff.first_ask);
+            handoff.last_message = redact(&handoff.last_message);
+            handoff.notes = handoff.notes.iter().map(|n| redact(n)).collect();
+            if let Some(rating) = &mut handoff.rating {
+                rating.comment = redact(&rating.comment);
+            }
+            sqlx::query("UPDATE handoffs SET record = ?, redacted = 1 WHERE id = ?")
+                .bind(to_json(&handoff)?)
+                .bind(row.try_get::<String, _>("id")?)
+                .execute(&mut *tx)
+                .await?;
+            rewritten += 1;
+        }
+        let conversations = sqlx::query("SELECT id, memory FROM conversations WHERE redacted = 0 AND updated_at < ?")
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &conversations {
+            let mut memory: crate::conversation::DialogueMemory = from_json(&row.try_get::<String, _>("memory")?)?;
+            memory.first_ask = memory.first_ask.map(|t| redact(&t));
+            sqlx::query("UPDATE conversations SET memory = ?, redacted = 1 WHERE id = ?")
+                .bind(to_json(&memory)?)
+                .bind(row.try_get::<String, _>("id")?)
+                .execute(&mut *tx)
+                .await?;
+            rewritten += 1;
+        }
+        tx.commit().await?;
+        Ok(rewritten)
+    }
 }

@@ -423,3 +423,45 @@ fn plain_text_is_only_served_on_loopback_unless_allowed() {
     config.server.tls_cert = "cert.pem".into();
     assert!(config.validate().unwrap_err().to_string().contains("server.tls_key"));
 }
+
+#[tokio::test]
+async fn transcripts_lose_their_personal_data_after_the_retention_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.privacy.transcript_retention_days = 30;
+    config.privacy.retention_check_secs = 1;
+    let server = TestServer::start(config).await;
+    let mut chat = server.chat().await;
+    let id = conversation_id(&start_conversation(&mut chat, "en").await);
+    let text = "I want to talk to a person, call me on 06-12345678 or mail jan@example.com";
+    send(&mut chat, &id, text).await;
+    let read = |chat: &mut ChatServiceClient<Authed>| {
+        let mut chat = chat.clone();
+        let id = id.clone();
+        async move {
+            let conversation = chat.get_conversation(pb::GetConversationRequest { conversation_id: id }).await;
+            conversation.unwrap().into_inner().messages.into_iter().map(|m| m.text).collect::<Vec<_>>()
+        }
+    };
+    assert!(read(&mut chat).await.iter().any(|t| t == text), "raw within the period");
+
+    server.clock.advance(31 * 86_400_000);
+    let mut redacted = Vec::new();
+    for _ in 0..100 {
+        redacted = read(&mut chat).await;
+        if redacted.iter().any(|t| t.contains("[phone]")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        redacted.iter().any(|t| t == "I want to talk to a person, call me on [phone] or mail [email]"),
+        "{redacted:?}"
+    );
+    let handoffs = server.agent().await.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner();
+    let handoff = handoffs.handoffs.iter().find(|h| h.conversation_id == id).unwrap().handoff_id.clone();
+    let package = server.agent().await.get_handoff(pb::GetHandoffRequest { handoff_id: handoff }).await.unwrap();
+    let package = format!("{:?}", package.into_inner());
+    assert!(!package.contains("jan@example.com") && !package.contains("12345678"), "{package}");
+    server.stop().await;
+}
