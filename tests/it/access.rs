@@ -373,6 +373,7 @@ async fn open_mode_needs_no_key_but_only_on_loopback() {
     assert_eq!(call(&server, Bearer::none(), "StatsService/GetKpis").await, Code::Ok);
     server.stop().await;
     config.server.listen = "0.0.0.0:50051".parse().unwrap();
+    config.server.allow_plaintext = true;
     let refused = config.validate().unwrap_err().to_string();
     assert!(refused.contains("auth.mode"), "{refused}");
 }
