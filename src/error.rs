@@ -29,6 +29,9 @@ pub enum Error {
     /// Too many requests: retry after the given delay.
     #[error("{message}")]
     ResourceExhausted { message: String, retry_after: std::time::Duration },
+    /// The server is shutting down: retry elsewhere or later (a watch resumes with its last sequence number).
+    #[error("{0}")]
+    Unavailable(String),
     /// Someone else changed the target since the caller read it (optimistic concurrency): re-read and retry.
     #[error("{0}")]
     Aborted(String),

@@ -159,6 +159,13 @@ impl App {
             true => Some(server::tls_config(&self.config.server.tls_cert, &self.config.server.tls_key)?),
             false => None,
         };
+        // On shutdown, end the open watch streams first: the transport drains only once every stream is done.
+        let dialogue = Arc::clone(&self.dialogue);
+        let shutdown = async move {
+            shutdown.await;
+            info!("shutting down: ending watch streams, draining requests in flight");
+            dialogue.close_streams();
+        };
         let served = server::serve(self.dialogue, self.editor, self.access, tls, listener, shutdown).await;
         keys.abort();
         if let Some(retention) = retention {

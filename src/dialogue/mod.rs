@@ -59,6 +59,8 @@ pub struct Dialogue {
     hub: EventHub,
     queue: QueueHub,
     schedules: Schedules,
+    /// Set when the server shuts down: open streams end so the transport can drain.
+    closing: tokio::sync::watch::Sender<bool>,
     /// Customer messages per conversation (`limits.messages_per_minute_per_conversation`).
     pace: crate::access::RateLimiter,
     /// One lock per conversation being handled, so its messages are decided and numbered one at a time.
@@ -90,6 +92,7 @@ impl Dialogue {
             queue: QueueHub::default(),
             schedules,
             pace,
+            closing: tokio::sync::watch::Sender::new(false),
             locks: Mutex::default(),
         })
     }
@@ -109,6 +112,20 @@ impl Dialogue {
 
     pub(crate) fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Ends every open watch stream with UNAVAILABLE (the server is shutting down; clients resume elsewhere with
+    /// their last sequence number). Unary requests in flight are not affected.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Completes once `close_streams` was called.
+    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        }
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -398,6 +415,7 @@ impl Dialogue {
         let history = self.store.events(conversation_id, after_seq).await?;
         let dialogue = Arc::clone(self);
         let conversation_id = conversation_id.to_owned();
+        let mut closed = Box::pin(self.closed());
         Ok(async_stream::try_stream! {
             let mut last_seq = after_seq;
             let mut pending: VecDeque<Event> = history.into();
@@ -413,7 +431,15 @@ impl Dialogue {
                         return;
                     }
                 }
-                match live.next().await {
+                let next = tokio::select! {
+                    next = live.next() => Some(next),
+                    () = &mut closed => None,
+                };
+                let Some(next) = next else {
+                    Err(shutting_down())?;
+                    return;
+                };
+                match next {
                     None => return,
                     Some(Ok(event)) => pending.push_back(event),
                     // Fell behind the live buffer: catch up from the store, which has everything.
@@ -535,4 +561,8 @@ fn check_scope(conversation: &Conversation, scope: Option<&str>) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+pub(crate) fn shutting_down() -> Error {
+    Error::Unavailable("the server is shutting down: reconnect (a watch resumes from its last sequence number)".into())
 }

@@ -143,6 +143,7 @@ impl Desk {
         let dialogue = Arc::clone(&self.dialogue);
         info!(agent_id, skills = ?skills, queued = snapshot.len(), "agent watching queue");
         let connected = crate::metrics::AgentConnected::connect();
+        let mut closed = Box::pin(self.dialogue.closed());
         Ok(async_stream::try_stream! {
             // Counted as connected until the agent's stream is dropped.
             let _connected = connected;
@@ -152,7 +153,16 @@ impl Desk {
                 yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package), from_skill: None };
             }
             yield QueueEvent { kind: QueueEventKind::Synced, package: None, from_skill: None };
-            while let Some(event) = live.next().await {
+            loop {
+                let next = tokio::select! {
+                    next = live.next() => Some(next),
+                    () = &mut closed => None,
+                };
+                let Some(next) = next else {
+                    Err(crate::dialogue::shutting_down())?;
+                    return;
+                };
+                let Some(event) = next else { break };
                 match event {
                     Ok(event) => {
                         let relevant = event.package.as_ref().is_some_and(|p| skills.contains(&p.handoff.skill))

@@ -22,6 +22,7 @@ pub fn status_of(error: Error) -> Status {
             Status::with_error_details(Code::InvalidArgument, message, details)
         }
         Error::Aborted(message) => Status::aborted(message),
+        Error::Unavailable(message) => Status::unavailable(message),
         Error::Unauthenticated(message) => Status::unauthenticated(message),
         Error::PermissionDenied(message) => Status::permission_denied(message),
         Error::ResourceExhausted { message, retry_after } => {

@@ -466,3 +466,47 @@ async fn transcripts_lose_their_personal_data_after_the_retention_period() {
     assert!(!package.contains("jan@example.com") && !package.contains("12345678"), "{package}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_keeps_every_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(test_config(dir.path())).await;
+    let mut chat = server.chat().await;
+    let id = conversation_id(&start_conversation(&mut chat, "en").await);
+    let watch = pb::WatchConversationRequest { conversation_id: id.clone(), after_seq: 0 };
+    let mut events = chat.watch_conversation(watch).await.unwrap().into_inner();
+    let mut queue = server
+        .agent()
+        .await
+        .watch_queue(pb::WatchQueueRequest { agent_id: "a".into(), skills: vec!["general".into()] })
+        .await
+        .unwrap()
+        .into_inner();
+    send(&mut chat, &id, "how long does delivery take").await;
+    // The watcher has seen the greeting, the message and the reply.
+    for _ in 0..3 {
+        events.message().await.unwrap().expect("an event");
+    }
+    // Stopping returns (it would hang if the streams kept the connection open) and ends both streams.
+    tokio::time::timeout(Duration::from_secs(30), server.stop()).await.expect("shutdown drains");
+    let ended = loop {
+        match events.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(ended.unwrap_err().code(), Code::Unavailable);
+    let queue_end = loop {
+        match queue.message().await {
+            Ok(Some(_)) => continue,
+            other => break other,
+        }
+    };
+    assert!(queue_end.is_err_and(|s| s.code() == Code::Unavailable));
+
+    let server = TestServer::start(test_config(dir.path())).await;
+    let mut chat = server.chat().await;
+    let transcript = chat.get_conversation(pb::GetConversationRequest { conversation_id: id }).await.unwrap();
+    assert_eq!(transcript.into_inner().messages.len(), 3);
+    server.stop().await;
+}
