@@ -53,8 +53,11 @@ pub struct Example {
     pub label: String,
 }
 
-/// Hyper-parameters. The defaults were compared on CLINC150 validation (2 members × 48 dims × 16k buckets beat
-/// 1 × 64 × 32k and 3-4 member variants on validation, at ~4.4 MB); for ~1k-example FAQ sets use `small_data()`.
+/// Hyper-parameters. The defaults were compared on CLINC150 validation, scored by the mean validation in-scope
+/// accuracy at validation oos-recall floors 0.7-0.9, two seeds each: 2 members × 48 dims × 16k buckets with a
+/// 1024-unit hidden layer and lr 1e-2 (92.7%) beat the earlier 256 units at lr 5e-3 (91.0%), 512 units (92.5%),
+/// 2048 units, larger tables or embeddings, more epochs or members, and heavier dropout. For ~1k-example FAQ sets
+/// use `small_data()`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
@@ -78,7 +81,9 @@ pub struct TrainConfig {
     pub oos_weight: f32,
     /// Synthetic oos negatives to add, as a fraction of the training set (0 = none; needs `oos_label`).
     pub synthetic_oos: f32,
-    /// If set, the threshold instead maximises in-scope accuracy subject to this validation oos recall.
+    /// If set, the threshold instead maximises in-scope accuracy subject to this validation oos recall. The
+    /// default 0.8 is the product requirement (>= 70% oos recall) plus the sampling margin of a 100-example
+    /// validation oos set: 80/100 has a 95% Wilson lower bound of 71%.
     pub min_oos_recall: Option<f32>,
     /// Characters of a message that are looked at; bounds latency on hostile input.
     pub max_chars: usize,
@@ -91,10 +96,10 @@ impl Default for TrainConfig {
             epochs: 12,
             min_steps: 300,
             batch_size: 128,
-            lr: 5e-3,
+            lr: 1e-2,
             weight_decay: 1e-4,
             embed_dim: 48,
-            hidden_dim: 256,
+            hidden_dim: 1024,
             hash_buckets: 1 << 14,
             wordpiece_vocab: 4000,
             members: 2,
@@ -102,7 +107,7 @@ impl Default for TrainConfig {
             feature_dropout: 0.2,
             label_smoothing: 0.1,
             oos_weight: 1.0,
-            min_oos_recall: None,
+            min_oos_recall: Some(0.8),
             synthetic_oos: 0.0,
             max_chars: 1000,
         }
@@ -111,9 +116,20 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     /// Preset for FAQ-sized data (~1k examples): fewer hash buckets, because there are few distinct n-grams
-    /// to spread and every optimiser step updates the whole table, so a smaller table trains in ~1-2 s.
+    /// to spread and every optimiser step updates the whole table, so a smaller table trains in ~1-2 s. It keeps
+    /// the earlier 256-unit layer at lr 5e-3 and the balanced threshold objective (accuracy + recall): its
+    /// validation split has only a handful of oos examples, too few for a recall floor.
     pub fn small_data() -> Self {
-        Self { hash_buckets: 1 << 13, wordpiece_vocab: 2000, batch_size: 64, min_steps: 250, ..Self::default() }
+        Self {
+            hash_buckets: 1 << 13,
+            wordpiece_vocab: 2000,
+            batch_size: 64,
+            min_steps: 250,
+            lr: 5e-3,
+            hidden_dim: 256,
+            min_oos_recall: None,
+            ..Self::default()
+        }
     }
 }
 
