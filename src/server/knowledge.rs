@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::auth::caller;
 use super::convert::{channel_from_pb, decision_to_pb, tier_from_pb, timestamp};
 use super::pb;
 use super::status::status_of;
@@ -18,8 +19,6 @@ const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 500;
 /// Examples shown per knowledge gap.
 const GAP_EXAMPLES: usize = 10;
-/// Author recorded when a request names none.
-const ANONYMOUS: &str = "unknown";
 
 pub struct KnowledgeApi {
     editor: Arc<Editor>,
@@ -39,12 +38,13 @@ fn page_size(requested: i32) -> Result<usize, Status> {
     }
 }
 
-fn author(author: &str) -> Result<&str, Status> {
+/// The name recorded in the revision history: the one given, else the calling key's id.
+fn author<'a>(author: &'a str, key_id: &'a str) -> Result<&'a str, Status> {
     let author = author.trim();
     if author.chars().count() > 128 {
         return Err(status_of(Error::invalid("author", "longer than 128 characters")));
     }
-    Ok(if author.is_empty() { ANONYMOUS } else { author })
+    Ok(if author.is_empty() { key_id } else { author })
 }
 
 fn required<T>(value: Option<T>, field: &'static str) -> Result<T, Status> {
@@ -170,26 +170,32 @@ impl pb::knowledge_service_server::KnowledgeService for KnowledgeApi {
     }
 
     async fn create_faq(&self, request: Request<pb::CreateFaqRequest>) -> Result<Response<pb::Faq>, Status> {
+        let key_id = caller(&request)?.key_id;
         let r = request.into_inner();
         let faq = faq_from_pb(required(r.faq, "faq")?);
-        let entry = self.editor.create(faq, author(&r.author)?).await.map_err(status_of)?;
+        let entry = self.editor.create(faq, author(&r.author, &key_id)?).await.map_err(status_of)?;
         Ok(Response::new(faq_to_pb(&entry)))
     }
 
     async fn update_faq(&self, request: Request<pb::UpdateFaqRequest>) -> Result<Response<pb::Faq>, Status> {
+        let key_id = caller(&request)?.key_id;
         let r = request.into_inner();
         let mask = mask_from_pb(r.update_mask)?;
         let faq = required(r.faq, "faq")?;
         let revision = faq.revision;
-        let entry =
-            self.editor.update(faq_from_pb(faq), mask, revision, author(&r.author)?).await.map_err(status_of)?;
+        let entry = self
+            .editor
+            .update(faq_from_pb(faq), mask, revision, author(&r.author, &key_id)?)
+            .await
+            .map_err(status_of)?;
         Ok(Response::new(faq_to_pb(&entry)))
     }
 
     async fn delete_faq(&self, request: Request<pb::DeleteFaqRequest>) -> Result<Response<pb::Faq>, Status> {
+        let key_id = caller(&request)?.key_id;
         let r = request.into_inner();
         let revision = (r.revision != 0).then_some(r.revision);
-        let entry = self.editor.retire(r.id.trim(), revision, author(&r.author)?).await.map_err(status_of)?;
+        let entry = self.editor.retire(r.id.trim(), revision, author(&r.author, &key_id)?).await.map_err(status_of)?;
         Ok(Response::new(faq_to_pb(&entry)))
     }
 
@@ -197,12 +203,16 @@ impl pb::knowledge_service_server::KnowledgeService for KnowledgeApi {
         &self,
         request: Request<pb::ImportFaqsRequest>,
     ) -> Result<Response<pb::ImportFaqsResponse>, Status> {
+        let key_id = caller(&request)?.key_id;
         let r = request.into_inner();
         if r.files.is_empty() {
             return Err(status_of(Error::invalid("files", "is empty")));
         }
-        let summary =
-            self.editor.import(files_from_pb(r.files), r.replace, author(&r.author)?).await.map_err(status_of)?;
+        let summary = self
+            .editor
+            .import(files_from_pb(r.files), r.replace, author(&r.author, &key_id)?)
+            .await
+            .map_err(status_of)?;
         Ok(Response::new(pb::ImportFaqsResponse {
             created: summary.created as i32,
             updated: summary.updated as i32,
@@ -278,10 +288,11 @@ impl pb::knowledge_service_server::KnowledgeService for KnowledgeApi {
         &self,
         request: Request<pb::AttachKnowledgeGapRequest>,
     ) -> Result<Response<pb::Faq>, Status> {
+        let key_id = caller(&request)?.key_id;
         let r = request.into_inner();
         let entry = self
             .editor
-            .attach_gap(r.gap_id.trim(), r.faq_id.trim(), r.revision, author(&r.author)?)
+            .attach_gap(r.gap_id.trim(), r.faq_id.trim(), r.revision, author(&r.author, &key_id)?)
             .await
             .map_err(status_of)?;
         Ok(Response::new(faq_to_pb(&entry)))
@@ -291,9 +302,11 @@ impl pb::knowledge_service_server::KnowledgeService for KnowledgeApi {
         &self,
         request: Request<pb::CreateFaqFromGapRequest>,
     ) -> Result<Response<pb::Faq>, Status> {
+        let key_id = caller(&request)?.key_id;
         let r = request.into_inner();
         let faq = faq_from_pb(required(r.faq, "faq")?);
-        let entry = self.editor.create_from_gap(r.gap_id.trim(), faq, author(&r.author)?).await.map_err(status_of)?;
+        let entry =
+            self.editor.create_from_gap(r.gap_id.trim(), faq, author(&r.author, &key_id)?).await.map_err(status_of)?;
         Ok(Response::new(faq_to_pb(&entry)))
     }
 
