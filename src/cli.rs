@@ -293,8 +293,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     Default::default()
                 }
             };
-            let store = crate::store::SqliteStore::open(&config.storage.data_dir).await?;
-            let kpis = crate::stats::kpis(&store, &query, &config.kpi, &skills, now).await?;
+            let store = crate::store::open(&config.storage).await?;
+            let kpis = crate::stats::kpis(&*store, &query, &config.kpi, &skills, now).await?;
             let moment = |ms: i64| jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default();
             println!("{} from {} to {}", config.storage.data_dir.display(), moment(query.start), moment(query.end));
             print!("{}", crate::stats::render(&kpis));
