@@ -13,7 +13,7 @@ use loket::server::pb::chat_service_client::ChatServiceClient;
 use loket::server::pb::knowledge_service_client::KnowledgeServiceClient;
 use loket::server::pb::stats_service_client::StatsServiceClient;
 use loket::server::pb::{self, SendMessageResponse, StartConversationResponse};
-use loket::store::SqliteStore;
+use loket::store::{SqliteStore, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -63,7 +63,16 @@ impl TestServer {
         Self::launch(config, WEDNESDAY_10AM, true).await
     }
 
+    /// Serves `config` on a store of the test's choosing (another backend).
+    pub async fn start_on(config: Config, store: Arc<dyn Store>) -> TestServer {
+        Self::launch_on(config, WEDNESDAY_10AM, false, Some(store)).await
+    }
+
     async fn launch(config: Config, millis: i64, with_metrics: bool) -> TestServer {
+        Self::launch_on(config, millis, with_metrics, None).await
+    }
+
+    async fn launch_on(config: Config, millis: i64, with_metrics: bool, store: Option<Arc<dyn Store>>) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let metrics = match with_metrics {
@@ -72,8 +81,11 @@ impl TestServer {
         };
         let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
         let clock = Arc::new(ManualClock::new(millis));
-        let store = SqliteStore::open(&config.storage.data_dir).await.expect("open store");
-        let app = App::build_with(config, Arc::new(store), clock.clone()).await.expect("app builds");
+        let store = match store {
+            Some(store) => store,
+            None => Arc::new(SqliteStore::open(&config.storage.data_dir).await.expect("open store")),
+        };
+        let app = App::build_with(config, store, clock.clone()).await.expect("app builds");
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.serve_with_metrics(listener, metrics, async {

@@ -12,3 +12,5 @@ mod knowledge;
 mod kpi;
 mod metrics;
 mod persistence;
+mod postgres;
+mod replicas;
