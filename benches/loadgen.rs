@@ -3,7 +3,7 @@
 //! drives a bare tonic echo service; prints throughput, latency percentiles, errors, CPU per message and the
 //! loket/echo ratio. Loopback only, bounded in time.
 //!
-//! `cargo bench --bench loadgen -- [--concurrency 64] [--duration 20s] [--channels 4] [--target URL] ...`
+//! `cargo bench --bench loadgen -- [--concurrency 64] [--duration 20s] [--channels 4] [--target URL]... ...`
 
 #[path = "support/phrasings.rs"]
 mod phrasings;
@@ -72,8 +72,9 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     channels: usize,
     /// An already running loket (loopback address only), e.g. http://127.0.0.1:50051; default: start one here.
+    /// Repeat it for several replicas of one database: the channels, and so the customers, are spread over them.
     #[arg(long)]
-    target: Option<String>,
+    target: Vec<String>,
     /// Which services to measure.
     #[arg(long, value_enum, default_value = "both")]
     run: Which,
@@ -498,9 +499,11 @@ struct PhaseResult {
     load_after: String,
 }
 
-async fn channels(url: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
+/// `count` channels (at least one per URL), to the `urls` in turn.
+async fn channels(urls: &[String], count: usize) -> anyhow::Result<Vec<Channel>> {
     let mut out = Vec::new();
-    for _ in 0..count.max(1) {
+    for n in 0..count.max(urls.len()) {
+        let url = &urls[n % urls.len()];
         let endpoint = Endpoint::from_shared(url.to_owned())?.connect_timeout(Duration::from_secs(5));
         out.push(endpoint.connect().await.with_context(|| format!("connect to {url}"))?);
     }
@@ -648,14 +651,18 @@ async fn run(args: Args, server: Handle) -> anyhow::Result<()> {
 
     if matches!(args.run, Which::Loket | Which::Both) {
         let data_dir = tempfile::tempdir()?;
-        let (url, running, name) = match &args.target {
-            Some(target) => (loopback_url(target)?, None, format!("loket {target}")),
-            None => {
+        let (urls, running, name) = match &args.target[..] {
+            [] => {
                 let running = start_loket(&server, data_dir.path().to_owned(), args.nodelay).await?;
-                (running.url.clone(), Some(running), "loket (in-process)".to_owned())
+                (vec![running.url.clone()], Some(running), "loket (in-process)".to_owned())
+            }
+            [target] => (vec![loopback_url(target)?], None, format!("loket {target}")),
+            targets => {
+                let urls = targets.iter().map(|t| loopback_url(t)).collect::<anyhow::Result<Vec<_>>>()?;
+                (urls, None, format!("loket, {} replicas", targets.len()))
             }
         };
-        let shared = channels(&url, args.channels).await?;
+        let shared = channels(&urls, args.channels).await?;
         let clients = (0..args.concurrency)
             .map(|i| Client::Loket(ChatServiceClient::new(shared[i % shared.len()].clone())))
             .collect();
@@ -671,7 +678,7 @@ async fn run(args: Args, server: Handle) -> anyhow::Result<()> {
     }
     if matches!(args.run, Which::Echo | Which::Both) {
         let running = start_echo(&server, args.nodelay).await?;
-        let shared = channels(&running.url, args.channels).await?;
+        let shared = channels(std::slice::from_ref(&running.url), args.channels).await?;
         let clients = (0..args.concurrency)
             .map(|i| Client::Echo {
                 client: echo_pb::echo_service_client::EchoServiceClient::new(shared[i % shared.len()].clone()),

@@ -119,7 +119,7 @@ async fn offline_access(common: &Common, data_dir: Option<PathBuf>) -> anyhow::R
     if let Some(dir) = data_dir {
         config.storage.data_dir = dir;
     }
-    let store = std::sync::Arc::new(crate::store::SqliteStore::open(&config.storage.data_dir).await?);
+    let store = crate::store::open(&config.storage).await?;
     let clock = std::sync::Arc::new(crate::clock::SystemClock);
     Ok(crate::access::Access::new(store, clock, false, crate::access::RateLimiter::new(0.0, 1.0)).await?)
 }
@@ -387,8 +387,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     Default::default()
                 }
             };
-            let store = crate::store::SqliteStore::open(&config.storage.data_dir).await?;
-            let kpis = crate::stats::kpis(&store, &query, &config.kpi, &skills, now).await?;
+            let store = crate::store::open(&config.storage).await?;
+            let kpis = crate::stats::kpis(&*store, &query, &config.kpi, &skills, now).await?;
             let moment = |ms: i64| jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default();
             println!("{} from {} to {}", config.storage.data_dir.display(), moment(query.start), moment(query.end));
             print!("{}", crate::stats::render(&kpis));

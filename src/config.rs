@@ -150,8 +150,13 @@ impl ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Directory for the embedded SQLite database.
+    /// Directory for the embedded SQLite database, and for the model this replica retrains.
     pub data_dir: PathBuf,
+    /// `postgres://user:password@host:port/database` to share one PostgreSQL among several replicas; empty: the
+    /// embedded SQLite database in `data_dir`.
+    pub database_url: String,
+    /// Most PostgreSQL connections per replica for queries, and as many again for per-conversation locks.
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -337,7 +342,7 @@ impl Default for ServerConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("data") }
+        Self { data_dir: PathBuf::from("data"), database_url: String::new(), max_connections: 16 }
     }
 }
 
@@ -525,6 +530,13 @@ impl Config {
         }
         crate::handoff::Schedules::from_config(&self.handoff)
             .map_err(|reason| ConfigError::Invalid { key: "handoff.office_hours".into(), reason })?;
+        let url = self.storage.database_url.trim();
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return invalid("storage.database_url", "must be empty (SQLite) or a postgres:// URL");
+        }
+        if self.storage.max_connections == 0 {
+            return invalid("storage.max_connections", "must be positive");
+        }
         if self.limits.max_message_bytes == 0 {
             return invalid("limits.max_message_bytes", "must be positive");
         }

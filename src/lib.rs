@@ -17,6 +17,7 @@ pub mod intent;
 pub mod knowledge;
 pub mod metrics;
 pub mod privacy;
+pub mod replica;
 pub mod server;
 pub mod stats;
 pub mod store;
@@ -37,7 +38,7 @@ use crate::dialogue::Dialogue;
 use crate::editor::{Editor, Retrainer, seed};
 use crate::intent::LiveModel;
 use crate::knowledge::{Knowledge, LiveKnowledge};
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 /// Everything a running loket needs, built from a [`Config`]; tests build one and serve it on their own listener.
 pub struct App {
@@ -50,11 +51,11 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the embedded database in the configured data directory and loads the knowledge base.
+    /// Opens the configured database (PostgreSQL, or the embedded one in the data directory) and loads the
+    /// knowledge base.
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let store = SqliteStore::open(&config.storage.data_dir).await?;
-        info!(engine = "sqlite", path = %config.storage.data_dir.join("loket.db").display(), "database ready");
-        Self::build_with(config, Arc::new(store), Arc::new(SystemClock)).await
+        let store = store::open(&config.storage).await?;
+        Self::build_with(config, store, Arc::new(SystemClock)).await
     }
 
     /// Like [`App::build`] with the store and clock given.
@@ -159,6 +160,8 @@ impl App {
             true => Some(server::tls_config(&self.config.server.tls_cert, &self.config.server.tls_key)?),
             false => None,
         };
+        // Before serving, so no change another replica commits from here on is missed.
+        let follower = replica::follow(Arc::clone(&self.dialogue), Arc::clone(&self.editor)).await?;
         // On shutdown, end the open watch streams first: the transport drains only once every stream is done.
         let dialogue = Arc::clone(&self.dialogue);
         let shutdown = async move {
@@ -168,6 +171,9 @@ impl App {
         };
         let served = server::serve(self.dialogue, self.editor, self.access, tls, listener, shutdown).await;
         keys.abort();
+        if let Some(follower) = follower {
+            follower.abort();
+        }
         if let Some(retention) = retention {
             retention.abort();
         }

@@ -22,6 +22,12 @@ impl EventHub {
         channels.entry(conversation_id.to_owned()).or_insert_with(|| broadcast::channel(BUFFER).0).subscribe()
     }
 
+    /// The conversations someone here is watching.
+    pub fn watched(&self) -> Vec<String> {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.iter().filter(|(_, sender)| sender.receiver_count() > 0).map(|(id, _)| id.clone()).collect()
+    }
+
     pub fn publish(&self, events: &[Event]) {
         let Some(first) = events.first() else { return };
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());

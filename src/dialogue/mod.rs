@@ -28,7 +28,14 @@ use crate::handoff::{self, QueueEventKind, QueueHub, Schedules};
 use crate::intent::LiveModel;
 use crate::knowledge::gaps::Gap;
 use crate::knowledge::{Knowledge, LiveKnowledge};
-use crate::store::{Commit, Store, StoreError};
+use crate::store::{Commit, ConversationLock, Store, StoreError};
+
+/// A conversation held for one operation: this process's lock, then the database's (other replicas').
+pub(crate) struct Held {
+    // Fields drop in order: the database's lock is let go before the in-process one.
+    _shared: ConversationLock,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
 
 /// What a front-end gives to start a conversation.
 #[derive(Debug, Clone, Default)]
@@ -136,6 +143,10 @@ impl Dialogue {
         self.hub.publish(events);
     }
 
+    pub(crate) fn hub(&self) -> &EventHub {
+        &self.hub
+    }
+
     /// A message text must have content and fit the configured limit.
     pub(crate) fn check_text(&self, text: &str) -> Result<()> {
         if text.trim().is_empty() {
@@ -238,8 +249,7 @@ impl Dialogue {
             message: format!("too many messages in conversation {conversation_id}"),
             retry_after,
         })?;
-        let lock = self.lock(conversation_id);
-        let _guard = lock.lock().await;
+        let _held = self.hold(conversation_id).await?;
         let mut conversation = self.conversation(conversation_id).await?;
         check_scope(&conversation, scope)?;
         if conversation.state == State::Ended {
@@ -383,8 +393,7 @@ impl Dialogue {
     }
 
     pub async fn end(&self, conversation_id: &str) -> Result<(Conversation, Vec<Event>)> {
-        let lock = self.lock(conversation_id);
-        let _guard = lock.lock().await;
+        let held = self.hold(conversation_id).await?;
         let mut conversation = self.conversation(conversation_id).await?;
         if conversation.state == State::Ended {
             return Err(Error::FailedPrecondition(format!("conversation {conversation_id} has already ended")));
@@ -398,7 +407,7 @@ impl Dialogue {
         self.store.commit(Commit::new(&conversation, &events)).await?;
         self.hub.publish(&events);
         info!(conversation_id, "conversation ended");
-        drop(_guard);
+        drop(held);
         self.get(conversation_id).await
     }
 
@@ -423,6 +432,18 @@ impl Dialogue {
                 while let Some(event) = pending.pop_front() {
                     if event.seq <= last_seq {
                         continue;
+                    }
+                    if event.seq > last_seq + 1 && !pending.iter().any(|e| e.seq == last_seq + 1) {
+                        // Events committed through another replica arrive by notification, possibly after later
+                        // ones from here: the store has them all, in order.
+                        let missed = dialogue.store.events(&conversation_id, last_seq).await?;
+                        if missed.first().is_some_and(|e| e.seq == last_seq + 1) {
+                            pending.push_front(event);
+                            for missed in missed.into_iter().rev() {
+                                pending.push_front(missed);
+                            }
+                            continue;
+                        }
                     }
                     last_seq = event.seq;
                     let ends = event.ends_conversation();
@@ -471,6 +492,13 @@ impl Dialogue {
             return conversation.language.clone();
         }
         knowledge.index.detect_language(text).unwrap_or_else(|| conversation.language.clone())
+    }
+
+    /// Holds the conversation for one operation, in this process and on every replica sharing the database.
+    pub(crate) async fn hold(&self, conversation_id: &str) -> Result<Held> {
+        let local = self.lock(conversation_id).lock_owned().await;
+        let shared = self.store.lock_conversation(conversation_id).await?;
+        Ok(Held { _shared: shared, _local: local })
     }
 
     pub(crate) fn lock(&self, conversation_id: &str) -> Arc<tokio::sync::Mutex<()>> {

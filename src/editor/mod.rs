@@ -389,11 +389,35 @@ impl Editor {
             }
             Err(e) => return Err(e.into()),
         }
+        let changed: Vec<String> = write.changes.iter().map(|c| c.after.faq.id.clone()).collect();
+        for change in write.changes {
+            entries.insert(change.after.faq.id.clone(), change.after);
+        }
+        self.swap_in(entries, changed).await
+    }
+
+    /// Takes in what another replica changed in the knowledge base: re-reads every entry from the database and,
+    /// if any differs, rebuilds and swaps the index and asks for a retrain, as after an edit made here.
+    pub async fn reload(&self) -> Result<()> {
+        let mut entries = self.entries.lock().await;
+        let stored = self.dialogue.store().faqs().await?;
+        let changed: Vec<String> =
+            stored.iter().filter(|e| entries.get(&e.faq.id) != Some(*e)).map(|e| e.faq.id.clone()).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        *entries = stored.into_iter().map(|e| (e.faq.id.clone(), e)).collect();
+        info!(changed = changed.len(), "knowledge changed through another replica");
+        self.swap_in(&mut entries, changed).await
+    }
+
+    /// Rebuilds the search index from `entries`, swaps it in and asks for a retrain; `changed` entries are
+    /// unknown to the current model until then.
+    async fn swap_in(&self, entries: &mut BTreeMap<String, StoredFaq>, changed: Vec<String>) -> Result<()> {
         let seq = self.edits.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let mut untrained = self.dialogue.knowledge().untrained_edits();
-        for change in write.changes {
-            untrained.insert(change.after.faq.id.clone(), seq);
-            entries.insert(change.after.faq.id.clone(), change.after);
+        for id in changed {
+            untrained.insert(id, seq);
         }
         let started = std::time::Instant::now();
         let live: Vec<Faq> = entries.values().filter(|e| !e.retired).map(|e| e.faq.clone()).collect();

@@ -46,9 +46,13 @@ pub async fn load(
                 expected_revision: None,
             })
             .collect();
-        store.write_knowledge(&KnowledgeWrite { changes, at: now, ..Default::default() }).await?;
+        match store.write_knowledge(&KnowledgeWrite { changes, at: now, ..Default::default() }).await {
+            Ok(()) => info!(dir = %dir.display(), "knowledge base seeded into the database"),
+            // Another replica starting on the same empty database seeded it first.
+            Err(crate::store::StoreError::Conflict) => info!("knowledge base seeded by another replica"),
+            Err(e) => return Err(e.into()),
+        }
         entries = store.faqs().await?;
-        info!(entries = entries.len(), dir = %dir.display(), "knowledge base seeded into the database");
     }
     let problems: Vec<String> = entries
         .iter()

@@ -55,9 +55,10 @@ pub struct EarlierConversation {
     pub last_messages: Vec<Event>,
 }
 
-/// Fan-out of queue changes to every agent's WatchQueue; each watcher filters by its skills.
+/// Fan-out of queue changes to every agent's WatchQueue; each watcher filters by its skills. `None` tells
+/// watchers that changes may have been missed, so they re-read the queue.
 pub struct QueueHub {
-    sender: broadcast::Sender<QueueEvent>,
+    sender: broadcast::Sender<Option<QueueEvent>>,
 }
 
 impl Default for QueueHub {
@@ -71,9 +72,31 @@ impl QueueHub {
         self.send(QueueEvent { kind, package: Some(package), from_skill: None });
     }
 
+    /// A change committed through another replica, told by id: re-read and published as if made here.
+    pub async fn publish_remote(
+        &self,
+        store: &dyn Store,
+        kind: QueueEventKind,
+        handoff_id: &str,
+        from_skill: Option<String>,
+    ) -> Result<(), StoreError> {
+        let Some(handoff) = store.handoff(handoff_id).await? else { return Ok(()) };
+        let package = match kind {
+            QueueEventKind::New | QueueEventKind::Transferred => package(store, handoff).await?,
+            _ => bare(handoff),
+        };
+        self.send(QueueEvent { kind, package: Some(package), from_skill });
+        Ok(())
+    }
+
+    /// Changes may have been missed (notifications from other replicas were lost): every watcher re-reads.
+    pub fn resync(&self) {
+        let _ = self.sender.send(None);
+    }
+
     fn send(&self, event: QueueEvent) {
         // An error only means nobody is watching.
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(Some(event));
     }
 }
 
@@ -164,15 +187,16 @@ impl Desk {
                 };
                 let Some(event) = next else { break };
                 match event {
-                    Ok(event) => {
+                    Ok(Some(event)) => {
                         let relevant = event.package.as_ref().is_some_and(|p| skills.contains(&p.handoff.skill))
                             || event.from_skill.as_ref().is_some_and(|from| skills.contains(from));
                         if relevant {
                             yield event;
                         }
                     }
-                    // Fell behind: re-send the queue as it is now rather than lose changes.
-                    Err(BroadcastStreamRecvError::Lagged(_)) => {
+                    // Fell behind, or changes from other replicas were missed: re-send the queue as it is now
+                    // rather than lose changes.
+                    Ok(None) | Err(BroadcastStreamRecvError::Lagged(_)) => {
                         for handoff in dialogue.store().handoffs(&filter, 0, 10_000).await? {
                             let package = package(dialogue.store(), handoff).await?;
                             yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package), from_skill: None };
@@ -188,8 +212,7 @@ impl Desk {
     pub async fn claim(&self, handoff_id: &str, agent_id: &str) -> Result<HandoffPackage> {
         self.dialogue.check_id("agent_id", agent_id)?;
         let found = self.load(handoff_id).await?;
-        let lock = self.dialogue.lock(&found.conversation_id);
-        let _guard = lock.lock().await;
+        let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.load(handoff_id).await?;
         if handoff.state != HandoffState::Queued {
             let by = handoff.agent_id.clone().unwrap_or_default();
@@ -215,8 +238,7 @@ impl Desk {
         self.dialogue.check_id("agent_id", agent_id)?;
         self.dialogue.check_text(text)?;
         let found = self.load(handoff_id).await?;
-        let lock = self.dialogue.lock(&found.conversation_id);
-        let _guard = lock.lock().await;
+        let _held = self.dialogue.hold(&found.conversation_id).await?;
         let handoff = self.held_by(handoff_id, agent_id).await?;
         let mut conversation = self.dialogue.conversation(&handoff.conversation_id).await?;
         conversation.updated_at = self.dialogue.now();
@@ -240,8 +262,7 @@ impl Desk {
         self.dialogue.check_id("agent_id", agent_id)?;
         self.dialogue.check_id("skill", skill)?;
         let found = self.load(handoff_id).await?;
-        let lock = self.dialogue.lock(&found.conversation_id);
-        let _guard = lock.lock().await;
+        let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
         let from = handoff.skill.clone();
         handoff.state = HandoffState::Queued;
@@ -261,8 +282,7 @@ impl Desk {
     pub async fn resolve(&self, handoff_id: &str, agent_id: &str, note: &str) -> Result<Handoff> {
         self.dialogue.check_id("agent_id", agent_id)?;
         let found = self.load(handoff_id).await?;
-        let lock = self.dialogue.lock(&found.conversation_id);
-        let _guard = lock.lock().await;
+        let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
         handoff.state = HandoffState::Resolved;
         handoff.resolved_at = Some(self.dialogue.now());
@@ -312,8 +332,7 @@ impl Desk {
             return Err(Error::invalid("score", "must be 1 to 5"));
         }
         self.dialogue.check_text_limit("comment", comment)?;
-        let lock = self.dialogue.lock(conversation_id);
-        let _guard = lock.lock().await;
+        let _held = self.dialogue.hold(conversation_id).await?;
         let conversation = self.dialogue.conversation(conversation_id).await?;
         let Some(mut handoff) = self.store().latest_handoff(conversation_id).await? else {
             return Err(Error::FailedPrecondition("the conversation was never handed to a person".into()));

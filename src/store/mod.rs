@@ -2,13 +2,20 @@
 //! serve it. A call that returns Ok has committed: callers acknowledge only after it.
 
 mod group_commit;
+mod postgres;
 mod sqlite;
 
-use async_trait::async_trait;
+use std::sync::Arc;
 
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tracing::info;
+
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::access::ApiKey;
+use crate::config::StorageConfig;
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
 use crate::knowledge::Faq;
 use crate::knowledge::gaps::Gap;
@@ -149,9 +156,60 @@ pub struct HandoffFilter {
     pub skills: Vec<String>,
 }
 
+/// Something another process sharing the database committed, named by ids only: the receiver re-reads the rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Events `first_seq..=last_seq` of a conversation.
+    Events { conversation_id: String, first_seq: u64, last_seq: u64 },
+    /// A hand-off was opened (`from: None`) or moved from one state to another. `from_skill` is the skill it
+    /// had before the change.
+    Handoff { handoff_id: String, from: Option<HandoffState>, to: HandoffState, from_skill: String },
+    /// The knowledge base changed; `version` is the newest change.
+    Knowledge { version: i64 },
+    /// Changes may have been missed (the notification connection was lost and is back): re-read what is watched.
+    Resync,
+}
+
+/// Held while one operation on a conversation runs; dropping it lets the next one in, on whichever replica.
+/// The embedded store has one process only, so there it holds nothing (the caller's in-process lock suffices).
+pub struct ConversationLock(#[allow(dead_code)] Option<Box<dyn Send>>);
+
+impl ConversationLock {
+    pub fn in_process() -> Self {
+        ConversationLock(None)
+    }
+
+    pub(crate) fn holding(guard: impl Send + 'static) -> Self {
+        ConversationLock(Some(Box::new(guard)))
+    }
+}
+
+/// The configured store: PostgreSQL when `database_url` is set, else the embedded SQLite in `data_dir`.
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
+    if config.database_url.trim().is_empty() {
+        let store = SqliteStore::open(&config.data_dir).await?;
+        info!(engine = "sqlite", path = %config.data_dir.join("loket.db").display(), "database ready");
+        return Ok(Arc::new(store));
+    }
+    let store = PgStore::connect(&config.database_url, config.max_connections).await?;
+    info!(engine = "postgres", "database ready");
+    Ok(Arc::new(store))
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
+
+    /// Waits until no other process sharing the database works on this conversation, and keeps it so until
+    /// the lock is dropped. Callers take their in-process lock first. If the process dies, the database frees it.
+    async fn lock_conversation(&self, _conversation_id: &str) -> Result<ConversationLock, StoreError> {
+        Ok(ConversationLock::in_process())
+    }
+
+    /// What other processes commit from now on; `None` when no other process can write (the embedded store).
+    async fn changes(&self) -> Result<Option<mpsc::Receiver<Change>>, StoreError> {
+        Ok(None)
+    }
 
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
 

@@ -12,9 +12,16 @@ use crate::harness::*;
 
 /// Starts the binary on an OS-chosen loopback port and returns it with the address it printed.
 fn spawn_server(data_dir: &Path) -> (Child, String) {
+    // Metrics are on by default in serve: an OS-chosen port, so parallel runs never collide.
+    spawn_loket(data_dir, &["--metrics-listen", "127.0.0.1:0"])
+}
+
+/// Starts `loket serve` with `args` besides its own on an OS-chosen loopback port; returns it with its address.
+pub fn spawn_loket(data_dir: &Path, args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loket"))
-        // Metrics are on by default in serve: an OS-chosen port, so parallel runs never collide.
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
         .arg(data_dir)
         .arg("--knowledge-dir")
         .arg(knowledge_dir())

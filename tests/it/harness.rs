@@ -15,7 +15,7 @@ use loket::server::pb::chat_service_client::ChatServiceClient;
 use loket::server::pb::knowledge_service_client::KnowledgeServiceClient;
 use loket::server::pb::stats_service_client::StatsServiceClient;
 use loket::server::pb::{self, SendMessageResponse, StartConversationResponse};
-use loket::store::SqliteStore;
+use loket::store::{SqliteStore, Store};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -73,7 +73,16 @@ impl TestServer {
         Self::launch(config, WEDNESDAY_10AM, true).await
     }
 
+    /// Serves `config` on a store of the test's choosing (another backend).
+    pub async fn start_on(config: Config, store: Arc<dyn Store>) -> TestServer {
+        Self::launch_on(config, WEDNESDAY_10AM, false, Some(store)).await
+    }
+
     async fn launch(config: Config, millis: i64, with_metrics: bool) -> TestServer {
+        Self::launch_on(config, millis, with_metrics, None).await
+    }
+
+    async fn launch_on(config: Config, millis: i64, with_metrics: bool, store: Option<Arc<dyn Store>>) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let metrics = match with_metrics {
@@ -83,8 +92,11 @@ impl TestServer {
         let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
         let clock = Arc::new(ManualClock::new(millis));
         let data_dir = config.storage.data_dir.clone();
-        let store = SqliteStore::open(&config.storage.data_dir).await.expect("open store");
-        let app = App::build_with(config, Arc::new(store), clock.clone()).await.expect("app builds");
+        let store = match store {
+            Some(store) => store,
+            None => Arc::new(SqliteStore::open(&config.storage.data_dir).await.expect("open store")),
+        };
+        let app = App::build_with(config, store, clock.clone()).await.expect("app builds");
         let key = |role, name: &str, skills: &[&str]| {
             let access = Arc::clone(&app.access);
             let (name, skills) = (name.to_owned(), skills.iter().map(|s| s.to_string()).collect());
@@ -220,7 +232,9 @@ pub fn create_key_with_cli(data_dir: &Path, role: &str) -> String {
         .output()
         .expect("run loket keys create");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    // Log lines share stdout with the key.
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout.lines().map(str::trim).find(|l| l.starts_with("lk_")).expect("a key printed").to_owned()
 }
 
 /// A server on a fresh temporary data directory (kept alive by the returned guard).

@@ -14,3 +14,5 @@ mod knowledge;
 mod kpi;
 mod metrics;
 mod persistence;
+mod postgres;
+mod replicas;
