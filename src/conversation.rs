@@ -235,3 +235,34 @@ impl Event {
         matches!(&self.body, EventBody::StateChange(change) if change.to == State::Ended)
     }
 }
+
+// What is free text in the stored records: the one place transcript retention (`Store::redact_before`, every
+// backend) learns which fields to pass through the redactor.
+
+impl EventBody {
+    /// Applies `redact` to a message's text (state changes carry no free text).
+    pub fn redact_text(&mut self, redact: impl Fn(&str) -> String) {
+        if let EventBody::Message(message) = self {
+            message.text = redact(&message.text);
+        }
+    }
+}
+
+impl Handoff {
+    /// Applies `redact` to the summary, the last message, the agents' notes and the rating comment.
+    pub fn redact_text(&mut self, redact: impl Fn(&str) -> String) {
+        self.first_ask = redact(&self.first_ask);
+        self.last_message = redact(&self.last_message);
+        self.notes = self.notes.iter().map(|n| redact(n)).collect();
+        if let Some(rating) = &mut self.rating {
+            rating.comment = redact(&rating.comment);
+        }
+    }
+}
+
+impl DialogueMemory {
+    /// Applies `redact` to the remembered first question.
+    pub fn redact_text(&mut self, redact: impl Fn(&str) -> String) {
+        self.first_ask = self.first_ask.take().map(|t| redact(&t));
+    }
+}

@@ -836,9 +836,7 @@ impl Store for PgStore {
         .await?;
         for row in &events {
             let mut body: EventBody = from_json(&row.try_get::<String, _>("body")?)?;
-            if let EventBody::Message(message) = &mut body {
-                message.text = redact(&message.text);
-            }
+            body.redact_text(redact);
             sqlx::query("UPDATE events SET body = $1, redacted = TRUE WHERE conversation_id = $2 AND seq = $3")
                 .bind(to_json(&body)?)
                 .bind(row.try_get::<String, _>("conversation_id")?)
@@ -857,12 +855,7 @@ impl Store for PgStore {
             .await?;
         for row in &handoffs {
             let mut handoff: Handoff = from_json(&row.try_get::<String, _>("record")?)?;
-            handoff.first_ask = redact(&handoff.first_ask);
-            handoff.last_message = redact(&handoff.last_message);
-            handoff.notes = handoff.notes.iter().map(|n| redact(n)).collect();
-            if let Some(rating) = &mut handoff.rating {
-                rating.comment = redact(&rating.comment);
-            }
+            handoff.redact_text(redact);
             sqlx::query("UPDATE handoffs SET record = $1, redacted = TRUE WHERE id = $2")
                 .bind(to_json(&handoff)?)
                 .bind(row.try_get::<String, _>("id")?)
@@ -876,7 +869,7 @@ impl Store for PgStore {
             .await?;
         for row in &conversations {
             let mut memory: crate::conversation::DialogueMemory = from_json(&row.try_get::<String, _>("memory")?)?;
-            memory.first_ask = memory.first_ask.map(|t| redact(&t));
+            memory.redact_text(redact);
             sqlx::query("UPDATE conversations SET memory = $1, redacted = TRUE WHERE id = $2")
                 .bind(to_json(&memory)?)
                 .bind(row.try_get::<String, _>("id")?)

@@ -700,9 +700,7 @@ impl Store for SqliteStore {
         .await?;
         for row in &events {
             let mut body: EventBody = from_json(&row.try_get::<String, _>("body")?)?;
-            if let EventBody::Message(message) = &mut body {
-                message.text = redact(&message.text);
-            }
+            body.redact_text(redact);
             sqlx::query("UPDATE events SET body = ?, redacted = 1 WHERE conversation_id = ? AND seq = ?")
                 .bind(to_json(&body)?)
                 .bind(row.try_get::<String, _>("conversation_id")?)
@@ -721,12 +719,7 @@ impl Store for SqliteStore {
             .await?;
         for row in &handoffs {
             let mut handoff: Handoff = from_json(&row.try_get::<String, _>("record")?)?;
-            handoff.first_ask = redact(&handoff.first_ask);
-            handoff.last_message = redact(&handoff.last_message);
-            handoff.notes = handoff.notes.iter().map(|n| redact(n)).collect();
-            if let Some(rating) = &mut handoff.rating {
-                rating.comment = redact(&rating.comment);
-            }
+            handoff.redact_text(redact);
             sqlx::query("UPDATE handoffs SET record = ?, redacted = 1 WHERE id = ?")
                 .bind(to_json(&handoff)?)
                 .bind(row.try_get::<String, _>("id")?)
@@ -740,7 +733,7 @@ impl Store for SqliteStore {
             .await?;
         for row in &conversations {
             let mut memory: crate::conversation::DialogueMemory = from_json(&row.try_get::<String, _>("memory")?)?;
-            memory.first_ask = memory.first_ask.map(|t| redact(&t));
+            memory.redact_text(redact);
             sqlx::query("UPDATE conversations SET memory = ?, redacted = 1 WHERE id = ?")
                 .bind(to_json(&memory)?)
                 .bind(row.try_get::<String, _>("id")?)
