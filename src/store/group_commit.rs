@@ -1,14 +1,19 @@
 //! Group commit for SQLite: one writer task takes every commit that is waiting and writes them in one
 //! transaction. Each SQL statement is a round trip to sqlx's SQLite thread and commits are serialised anyway, so
-//! sharing BEGIN/COMMIT among the turns of many conversations is what lets throughput grow with concurrency.
+//! the batch shares not only BEGIN/COMMIT but its statements: one upsert for all its conversations and one insert
+//! for all its events, whatever the number of turns. That is what lets throughput grow with concurrency.
 //! A batch that fails (a duplicate client message id, a hand-off changed meanwhile) is rolled back and its
 //! commits are retried one by one, so each caller gets exactly its own outcome.
+//! After a commit is durable, and before its caller hears so, its conversation is remembered ([`Recent`]).
+
+use std::sync::Arc;
 
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
-use super::sqlite::{insert_events, insert_gap, save_conversation, save_handoff};
+use super::recent::Recent;
+use super::sqlite::{insert_events, insert_gap, save_conversations, save_handoff};
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
 use crate::knowledge::gaps::Gap;
 
@@ -36,9 +41,9 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the writer task; it ends when the handle is dropped.
-    pub fn start(pool: SqlitePool) -> GroupCommit {
+    pub fn start(pool: SqlitePool, recent: Arc<Recent>) -> GroupCommit {
         let (jobs, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(pool, receiver));
+        tokio::spawn(write_loop(pool, recent, receiver));
         GroupCommit { jobs }
     }
 
@@ -50,28 +55,28 @@ impl GroupCommit {
     }
 }
 
-async fn apply(tx: &mut sqlx::SqliteConnection, commit: &OwnedCommit) -> Result<(), StoreError> {
-    save_conversation(tx, &commit.conversation).await?;
-    insert_events(tx, &commit.events, commit.turn.as_ref()).await?;
-    if let Some((handoff, expected)) = &commit.handoff {
-        save_handoff(tx, handoff, *expected).await?;
-    }
-    if let Some(gap) = &commit.gap {
-        insert_gap(tx, gap).await?;
-    }
-    Ok(())
-}
-
-async fn write_all(pool: &SqlitePool, commits: &[&OwnedCommit]) -> Result<(), StoreError> {
+async fn write_all(pool: &SqlitePool, recent: &Recent, commits: &[&OwnedCommit]) -> Result<(), StoreError> {
+    let since = recent.generation();
     let mut tx = pool.begin().await?;
+    let conversations: Vec<&Conversation> = commits.iter().map(|c| &c.conversation).collect();
+    save_conversations(&mut tx, &conversations).await?;
+    let events: Vec<(&Event, Option<&Turn>)> =
+        commits.iter().flat_map(|c| c.events.iter().map(|event| (event, c.turn.as_ref()))).collect();
+    insert_events(&mut tx, &events).await?;
     for commit in commits {
-        apply(&mut tx, commit).await?;
+        if let Some((handoff, expected)) = &commit.handoff {
+            save_handoff(&mut tx, handoff, *expected).await?;
+        }
+        if let Some(gap) = &commit.gap {
+            insert_gap(&mut tx, gap).await?;
+        }
     }
     tx.commit().await?;
+    recent.remember(since, conversations);
     Ok(())
 }
 
-async fn write_loop(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Job>) {
+async fn write_loop(pool: SqlitePool, recent: Arc<Recent>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -81,7 +86,7 @@ async fn write_loop(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Job>
             }
         }
         let commits: Vec<&OwnedCommit> = batch.iter().map(|job| &job.commit).collect();
-        if batch.len() > 1 && write_all(&pool, &commits).await.is_ok() {
+        if batch.len() > 1 && write_all(&pool, &recent, &commits).await.is_ok() {
             for job in batch {
                 let _ = job.done.send(Ok(()));
             }
@@ -89,7 +94,7 @@ async fn write_loop(pool: SqlitePool, mut receiver: mpsc::UnboundedReceiver<Job>
         }
         // Alone, or the batch failed as a whole (and was rolled back): each commit on its own.
         for job in batch {
-            let outcome = write_all(&pool, &[&job.commit]).await;
+            let outcome = write_all(&pool, &recent, &[&job.commit]).await;
             let _ = job.done.send(outcome);
         }
     }

@@ -3,6 +3,7 @@
 
 mod group_commit;
 mod postgres;
+mod recent;
 mod sqlite;
 
 use std::sync::Arc;

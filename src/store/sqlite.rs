@@ -1,8 +1,10 @@
-//! The embedded default store: SQLite in WAL mode in the data directory. Writes from this process go through
-//! one writer task ([`super::group_commit`]), so SQLite never has to arbitrate between our own writers.
+//! The embedded default store: SQLite in WAL mode in the data directory. Turns are written by one writer task
+//! ([`super::group_commit`]), which batches them, and the conversations it committed are read from memory
+//! ([`super::recent`]), since this process is the only one that writes them.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +14,7 @@ use sqlx::sqlite::{
 };
 
 use super::group_commit::{GroupCommit, OwnedCommit};
+use super::recent::Recent;
 use super::{AuditEntry, Erased};
 use super::{Commit, FaqRevision, HandoffFilter, KnowledgeWrite, StatsRecords, Store, StoreError, StoredFaq};
 use crate::access::{ApiKey, Role};
@@ -22,6 +25,7 @@ use crate::knowledge::{Faq, Translation};
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: GroupCommit,
+    recent: Arc<Recent>,
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -69,8 +73,9 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let writer = GroupCommit::start(pool.clone());
-        Ok(SqliteStore { pool, writer })
+        let recent = Arc::new(Recent::default());
+        let writer = GroupCommit::start(pool.clone(), recent.clone());
+        Ok(SqliteStore { pool, writer, recent })
     }
 }
 
@@ -93,16 +98,18 @@ fn conversation_from_row(row: &SqliteRow) -> Result<Conversation, StoreError> {
     })
 }
 
+/// Appends events, each with the turn it answers when it is that turn's customer message (for idempotent replay).
+/// One statement for all of them, whatever the number of conversations: every statement is a round trip to
+/// sqlx's SQLite thread.
 pub(super) async fn insert_events(
     tx: &mut sqlx::SqliteConnection,
-    events: &[Event],
-    turn: Option<&Turn>,
+    events: &[(&Event, Option<&Turn>)],
 ) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
     let mut rows = Vec::with_capacity(events.len());
-    for event in events {
+    for (event, turn) in events {
         let (kind, client_message_id) = match &event.body {
             EventBody::Message(message) => ("message", message.client_message_id.clone()),
             EventBody::StateChange(_) => ("state_change", None),
@@ -113,7 +120,6 @@ pub(super) async fn insert_events(
         };
         rows.push((event, kind, client_message_id, to_json(&event.body)?, turn_json));
     }
-    // One statement for all of a turn's events: every statement is a round trip to sqlx's SQLite thread.
     let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO events (conversation_id, seq, created_at, kind, client_message_id, body, turn) ",
     );
@@ -137,28 +143,42 @@ pub(super) async fn insert_events(
     Ok(())
 }
 
-pub(super) async fn save_conversation(tx: &mut sqlx::SqliteConnection, c: &Conversation) -> Result<(), StoreError> {
-    sqlx::query(
+/// Inserts or updates conversations (state, language, last_seq, memory, updated_at), all in one statement.
+pub(super) async fn save_conversations(
+    tx: &mut sqlx::SqliteConnection,
+    conversations: &[&Conversation],
+) -> Result<(), StoreError> {
+    if conversations.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::with_capacity(conversations.len());
+    for c in conversations {
+        rows.push((c, to_json(&c.metadata)?, to_json(&c.memory)?));
+    }
+    let mut upsert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO conversations (id, customer_id, tier, channel, language, language_fixed, metadata, state, \
-         created_at, updated_at, last_seq, memory, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (id) DO UPDATE SET language = excluded.language, state = excluded.state, \
+         created_at, updated_at, last_seq, memory, owner) ",
+    );
+    upsert.push_values(rows, |mut row, (c, metadata, memory)| {
+        row.push_bind(&c.id)
+            .push_bind(&c.customer_id)
+            .push_bind(c.tier.as_str())
+            .push_bind(c.channel.as_str())
+            .push_bind(&c.language)
+            .push_bind(c.language_fixed)
+            .push_bind(metadata)
+            .push_bind(c.state.as_str())
+            .push_bind(c.created_at)
+            .push_bind(c.updated_at)
+            .push_bind(c.last_seq as i64)
+            .push_bind(memory)
+            .push_bind(&c.owner);
+    });
+    upsert.push(
+        " ON CONFLICT (id) DO UPDATE SET language = excluded.language, state = excluded.state, \
          updated_at = excluded.updated_at, last_seq = excluded.last_seq, memory = excluded.memory",
-    )
-    .bind(&c.id)
-    .bind(&c.customer_id)
-    .bind(c.tier.as_str())
-    .bind(c.channel.as_str())
-    .bind(&c.language)
-    .bind(c.language_fixed)
-    .bind(to_json(&c.metadata)?)
-    .bind(c.state.as_str())
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .bind(c.last_seq as i64)
-    .bind(to_json(&c.memory)?)
-    .bind(&c.owner)
-    .execute(&mut *tx)
-    .await?;
+    );
+    upsert.build().execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -276,6 +296,9 @@ impl Store for SqliteStore {
     }
 
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        if let Some(conversation) = self.recent.get(id) {
+            return Ok(Some(conversation));
+        }
         let row = sqlx::query("SELECT * FROM conversations WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(conversation_from_row).transpose()
     }
@@ -664,6 +687,7 @@ impl Store for SqliteStore {
         insert_audit(&mut tx, &AuditEntry { at, actor: actor.to_owned(), action: "erase_customer".into(), detail })
             .await?;
         tx.commit().await?;
+        self.recent.forget(|conversation| conversation.customer_id == customer_id);
         Ok(erased)
     }
 
@@ -742,6 +766,8 @@ impl Store for SqliteStore {
             rewritten += 1;
         }
         tx.commit().await?;
+        // Their memory was rewritten; which ones is not worth tracking for a daily sweep.
+        self.recent.forget(|_| true);
         Ok(rewritten)
     }
 }
