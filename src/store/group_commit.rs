@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
@@ -34,6 +34,15 @@ struct Job {
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
+/// The connection the writer writes with.
+pub(super) enum WriterConnection {
+    /// Its own: no one else writes through it, so SQLite keeps its page cache between transactions (a
+    /// connection's cache is dropped whenever another connection has committed).
+    Own(SqliteConnection),
+    /// The pool's: an in-memory database lives in its single connection.
+    Pool(SqlitePool),
+}
+
 /// The handle callers submit commits through.
 pub(super) struct GroupCommit {
     jobs: mpsc::UnboundedSender<Job>,
@@ -41,9 +50,9 @@ pub(super) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the writer task; it ends when the handle is dropped.
-    pub fn start(pool: SqlitePool, recent: Arc<Recent>) -> GroupCommit {
+    pub fn start(connection: WriterConnection, recent: Arc<Recent>) -> GroupCommit {
         let (jobs, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(pool, recent, receiver));
+        tokio::spawn(write_loop(connection, recent, receiver));
         GroupCommit { jobs }
     }
 
@@ -55,9 +64,16 @@ impl GroupCommit {
     }
 }
 
-async fn write_all(pool: &SqlitePool, recent: &Recent, commits: &[&OwnedCommit]) -> Result<(), StoreError> {
+async fn write_all(
+    connection: &mut WriterConnection,
+    recent: &Recent,
+    commits: &[&OwnedCommit],
+) -> Result<(), StoreError> {
     let since = recent.generation();
-    let mut tx = pool.begin().await?;
+    let mut tx = match connection {
+        WriterConnection::Own(connection) => connection.begin().await?,
+        WriterConnection::Pool(pool) => pool.begin().await?,
+    };
     let conversations: Vec<&Conversation> = commits.iter().map(|c| &c.conversation).collect();
     save_conversations(&mut tx, &conversations).await?;
     let events: Vec<(&Event, Option<&Turn>)> =
@@ -76,7 +92,7 @@ async fn write_all(pool: &SqlitePool, recent: &Recent, commits: &[&OwnedCommit])
     Ok(())
 }
 
-async fn write_loop(pool: SqlitePool, recent: Arc<Recent>, mut receiver: mpsc::UnboundedReceiver<Job>) {
+async fn write_loop(mut connection: WriterConnection, recent: Arc<Recent>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -86,7 +102,7 @@ async fn write_loop(pool: SqlitePool, recent: Arc<Recent>, mut receiver: mpsc::U
             }
         }
         let commits: Vec<&OwnedCommit> = batch.iter().map(|job| &job.commit).collect();
-        if batch.len() > 1 && write_all(&pool, &recent, &commits).await.is_ok() {
+        if batch.len() > 1 && write_all(&mut connection, &recent, &commits).await.is_ok() {
             for job in batch {
                 let _ = job.done.send(Ok(()));
             }
@@ -94,7 +110,7 @@ async fn write_loop(pool: SqlitePool, recent: Arc<Recent>, mut receiver: mpsc::U
         }
         // Alone, or the batch failed as a whole (and was rolled back): each commit on its own.
         for job in batch {
-            let outcome = write_all(&pool, &recent, &[&job.commit]).await;
+            let outcome = write_all(&mut connection, &recent, &[&job.commit]).await;
             let _ = job.done.send(outcome);
         }
     }

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
+use sqlx::{ConnectOptions, Row};
 
-use super::group_commit::{GroupCommit, OwnedCommit};
+use super::group_commit::{GroupCommit, OwnedCommit, WriterConnection};
 use super::recent::Recent;
 use super::{AuditEntry, Erased};
 use super::{Commit, FaqRevision, HandoffFilter, KnowledgeWrite, StatsRecords, Store, StoreError, StoredFaq};
@@ -52,6 +52,9 @@ impl SqliteStore {
             // In WAL mode NORMAL loses no committed transaction when the process dies (kill -9); only a power
             // failure can cost the last transactions, which FULL would guard at a large write cost.
             .synchronous(SqliteSynchronous::Normal)
+            // Readers find the pages of the database file in the mapping instead of copying them with a
+            // system call each time (their page cache is dropped after every commit of the writer).
+            .pragma("mmap_size", "268435456")
             .busy_timeout(Duration::from_secs(10));
         Self::connect(options).await
     }
@@ -70,11 +73,16 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let connection = if in_memory {
+            WriterConnection::Pool(pool.clone())
+        } else {
+            WriterConnection::Own(options.connect().await?)
+        };
         let recent = Arc::new(Recent::default());
-        let writer = GroupCommit::start(pool.clone(), recent.clone());
+        let writer = GroupCommit::start(connection, recent.clone());
         Ok(SqliteStore { pool, writer, recent })
     }
 }
