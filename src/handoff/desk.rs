@@ -68,6 +68,12 @@ impl Default for QueueHub {
 }
 
 impl QueueHub {
+    /// Whether any agent watches the queue. A package costs several reads; one who starts watching later finds
+    /// the hand-off in their snapshot, since they subscribe before reading it.
+    pub fn watched(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
     pub fn publish(&self, kind: QueueEventKind, package: HandoffPackage) {
         self.send(QueueEvent { kind, package: Some(package), from_skill: None });
     }
@@ -80,6 +86,9 @@ impl QueueHub {
         handoff_id: &str,
         from_skill: Option<String>,
     ) -> Result<(), StoreError> {
+        if !self.watched() {
+            return Ok(());
+        }
         let Some(handoff) = store.handoff(handoff_id).await? else { return Ok(()) };
         let package = match kind {
             QueueEventKind::New | QueueEventKind::Transferred => package(store, handoff).await?,
