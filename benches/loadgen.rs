@@ -34,6 +34,10 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::rng::Rng;
 
+// The server runs in this process: give it the allocator `loket serve` runs with (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Generated types and stubs of the bench-only `loket.bench.v1` echo service.
 mod echo_pb {
     tonic::include_proto!("loket.bench.v1");
