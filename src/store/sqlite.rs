@@ -26,6 +26,28 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writer: GroupCommit,
     recent: Arc<Recent>,
+    /// Background tasks run while this lives.
+    _alive: Arc<()>,
+}
+
+/// How often the write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies the write-ahead log into the database file on a reader connection, so the writer, which every turn
+/// waits for, does not stop to do it when its commit crosses SQLite's automatic checkpoint size. PASSIVE: it
+/// never blocks the writer or the readers, and whatever a reader still needs is copied next time.
+async fn checkpoints(pool: SqlitePool, alive: std::sync::Weak<()>) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if alive.strong_count() == 0 {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::warn!(%error, "checkpoint of the write-ahead log failed; SQLite's own will take over");
+        }
+    }
 }
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -55,6 +77,11 @@ impl SqliteStore {
             // Readers find the pages of the database file in the mapping instead of copying them with a
             // system call each time (their page cache is dropped after every commit of the writer).
             .pragma("mmap_size", "268435456")
+            // A multi-row insert inside a transaction keeps a statement journal to undo just itself; in memory,
+            // not in a temporary file written on every batch.
+            .pragma("temp_store", "memory")
+            // Checkpoints are the background task's (see `checkpoints`); this only bounds the log if it lags.
+            .pragma("wal_autocheckpoint", "16384")
             .busy_timeout(Duration::from_secs(10));
         Self::connect(options).await
     }
@@ -76,14 +103,16 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let alive = Arc::new(());
         let connection = if in_memory {
             WriterConnection::Pool(pool.clone())
         } else {
+            tokio::spawn(checkpoints(pool.clone(), Arc::downgrade(&alive)));
             WriterConnection::Own(options.connect().await?)
         };
         let recent = Arc::new(Recent::default());
         let writer = GroupCommit::start(connection, recent.clone());
-        Ok(SqliteStore { pool, writer, recent })
+        Ok(SqliteStore { pool, writer, recent, _alive: alive })
     }
 }
 
