@@ -337,6 +337,13 @@ async fn erasing_a_customer_leaves_nothing_behind_and_is_audited_without_their_d
     assert_eq!((erased.conversations, erased.handoffs, erased.ratings), (2, handoffs, 1));
     assert!(erased.messages >= 2 + 2 + 2, "greetings, questions, replies: {erased:?}");
     assert_eq!(erased.knowledge_gaps, gaps);
+    // Gone for the service too, not only on disk: nothing is answered from a conversation it remembered.
+    for id in &erased_ids {
+        let message =
+            pb::SendMessageRequest { conversation_id: id.clone(), text: "hello".into(), ..Default::default() };
+        let status = chat.send_message(message).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    }
     server.stop().await;
 
     // Straight from the database file.
