@@ -68,9 +68,11 @@ struct Example {
 
 pub struct FaqIndex {
     reader: IndexReader,
-    example_field: &'static str,
     languages: BTreeMap<String, LanguageFields>,
     examples: Vec<Example>,
+    /// Per segment of the (never reloaded) reader, per document: its position in `examples`. Read once from the
+    /// fast field: opening the column decodes its block index, far too slow to do per candidate.
+    example_of_doc: Vec<Vec<u32>>,
 }
 
 fn analyzer(language: Option<(tantivy::tokenizer::Language, &[String])>) -> TextAnalyzer {
@@ -162,8 +164,14 @@ impl FaqIndex {
             }
         }
         writer.commit()?;
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let mut built = FaqIndex { reader, example_field, languages: fields, examples: Vec::new() };
+        let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let mut example_of_doc = Vec::new();
+        for segment in reader.searcher().segment_readers() {
+            let column = segment.fast_fields().u64(example_field)?;
+            example_of_doc
+                .push((0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(u64::MAX) as u32).collect());
+        }
+        let mut built = FaqIndex { reader, languages: fields, examples: Vec::new(), example_of_doc };
 
         // Example weights need the IDF of the finished index.
         let searcher = built.reader.searcher();
@@ -233,8 +241,10 @@ impl FaqIndex {
         };
         let mut best: HashMap<usize, f32> = HashMap::new();
         for (_, address) in candidates {
-            let segment = searcher.segment_reader(address.segment_ord);
-            let Some(id) = segment.fast_fields().u64(self.example_field).ok().and_then(|c| c.first(address.doc_id))
+            let Some(&id) = self
+                .example_of_doc
+                .get(address.segment_ord as usize)
+                .and_then(|docs| docs.get(address.doc_id as usize))
             else {
                 continue;
             };
