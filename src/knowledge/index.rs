@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use tantivy::collector::TopDocs;
+use tantivy::indexer::NoMergePolicy;
 use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
@@ -145,6 +146,8 @@ impl FaqIndex {
         index.tokenizers().register("surface", analyzer(None));
 
         let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 50_000_000)?;
+        // One segment in the end (merged below): top-k search keeps one threshold instead of restarting per segment.
+        writer.set_merge_policy(Box::new(NoMergePolicy));
         let mut examples = Vec::new();
         for (position, faq) in kb.faqs.iter().enumerate() {
             for (code, translation) in &faq.translations {
@@ -164,6 +167,11 @@ impl FaqIndex {
             }
         }
         writer.commit()?;
+        let segments = index.searchable_segment_ids()?;
+        if segments.len() > 1 {
+            writer.merge(&segments).wait()?;
+        }
+        writer.wait_merging_threads()?;
         let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let mut example_of_doc = Vec::new();
         for segment in reader.searcher().segment_readers() {
