@@ -8,10 +8,12 @@
 //!
 //! Not run by `cargo test`; 50,000 examples take several minutes on two cores.
 
+#[allow(dead_code)]
 #[path = "support/phrasings.rs"]
 mod phrasings;
 #[path = "support/rng.rs"]
 mod rng;
+#[allow(dead_code)]
 #[path = "support/synthetic.rs"]
 mod synthetic;
 
