@@ -3,7 +3,10 @@
 //! distribution of per-query search latency (p50/p95/p99/max) over the held-out messages in nl and en.
 //! Each size runs in a fresh child process so memory figures do not carry over.
 //!
-//! `cargo bench --bench scaling -- [--sizes 100,1000,10000,100000] [--rounds 5]`
+//! `cargo bench --bench scaling -- [--sizes 100,1000,10000,100000] [--rounds 5] [--dump DIR]`
+//!
+//! `--dump DIR` also writes, per size, every query's hits and corrections (the held-out messages and, for sizes up
+//! to the shipped base, every example of it) to `DIR/search-<entries>.txt`, to compare two versions of search.
 
 #[path = "support/phrasings.rs"]
 mod phrasings;
@@ -49,8 +52,21 @@ fn latencies(index: &FaqIndex, queries: &[String], language: &str, rounds: usize
     out
 }
 
+/// Writes what search returns for every query, one line each, to compare two versions.
+fn dump(index: &FaqIndex, kb: &loket::knowledge::KnowledgeBase, queries: &[(&str, String)], path: &std::path::Path) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (language, query) in queries {
+        let found = index.search(query, language, 5);
+        let hits: Vec<String> = found.hits.iter().map(|h| format!("{}={:.4}", kb.faqs[h.faq].id, h.score)).collect();
+        let fixed: Vec<String> = found.corrections.iter().map(|(a, b)| format!("{a}->{b}")).collect();
+        let _ = writeln!(out, "{language}\t{query}\t{}\t{}", hits.join(" "), fixed.join(" "));
+    }
+    std::fs::write(path, out).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
 /// Measures one size and prints one table row.
-fn child(entries: usize, rounds: usize) {
+fn child(entries: usize, rounds: usize, dump_dir: Option<&std::path::Path>) {
     let manifest = phrasings::manifest_dir();
     let heldout = phrasings::load(&manifest.join("tests/data/heldout.tsv"));
     let (nl, en) = (phrasings::texts_in(&heldout, "nl"), phrasings::texts_in(&heldout, "en"));
@@ -63,6 +79,28 @@ fn child(entries: usize, rounds: usize) {
     let index = FaqIndex::build(&kb).expect("index builds");
     let built = started.elapsed();
     let (rss, peak) = (status_kib("VmRSS:"), status_kib("VmHWM:"));
+    if let Some(dir) = dump_dir {
+        let mut queries: Vec<(&str, String)> = nl.iter().map(|q| ("nl", q.clone())).collect();
+        queries.extend(en.iter().map(|q| ("en", q.clone())));
+        if entries <= shipped.faqs.len() {
+            for faq in &kb.faqs {
+                for (language, translation) in &faq.translations {
+                    for example in translation.examples() {
+                        queries.push((language.as_str(), example.to_owned()));
+                        // The same with a typo: the middle letter of its longest word left out.
+                        let longest = example.split_whitespace().max_by_key(|w| w.chars().count()).unwrap_or("");
+                        if longest.chars().count() >= 5 {
+                            let middle = longest.chars().count() / 2;
+                            let typo: String =
+                                longest.chars().enumerate().filter(|&(i, _)| i != middle).map(|(_, c)| c).collect();
+                            queries.push((language.as_str(), example.replacen(longest, &typo, 1)));
+                        }
+                    }
+                }
+            }
+        }
+        dump(&index, &kb, &queries, &dir.join(format!("search-{entries}.txt")));
+    }
     let nl_latencies = latencies(&index, &nl, "nl", rounds);
     let en_latencies = latencies(&index, &en, "en", rounds);
     let row = |l: &[Duration]| {
@@ -94,6 +132,7 @@ fn main() {
     let mut sizes = vec![100, 1_000, 10_000, 100_000];
     let mut rounds = 5;
     let mut only = None;
+    let mut dump_dir: Option<std::path::PathBuf> = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--sizes" => {
@@ -102,12 +141,13 @@ fn main() {
             }
             "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds takes a number"),
             "--child" => only = args.next().and_then(|n| n.parse().ok()),
+            "--dump" => dump_dir = Some(args.next().expect("--dump DIR").into()),
             // `cargo bench` passes --bench; criterion-style filters are not used here.
             _ => {}
         }
     }
     if let Some(entries) = only {
-        child(entries, rounds);
+        child(entries, rounds, dump_dir.as_deref());
         return;
     }
     println!(
@@ -116,10 +156,12 @@ fn main() {
     println!("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let exe = std::env::current_exe().expect("own path");
     for entries in sizes {
-        let status = Command::new(&exe)
-            .args(["--child", &entries.to_string(), "--rounds", &rounds.to_string()])
-            .status()
-            .expect("child runs");
+        let mut command = Command::new(&exe);
+        command.args(["--child", &entries.to_string(), "--rounds", &rounds.to_string()]);
+        if let Some(dir) = &dump_dir {
+            command.arg("--dump").arg(dir);
+        }
+        let status = command.status().expect("child runs");
         assert!(status.success(), "size {entries} failed: {status}");
     }
 }

@@ -6,11 +6,12 @@
 //! [0, 1]. Unlike raw BM25 this means the same thing for every query length and index size, so the policy can
 //! put a threshold on it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tantivy::collector::TopDocs;
+use tantivy::indexer::NoMergePolicy;
 use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, TermQuery};
-use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
@@ -56,21 +57,27 @@ struct LanguageFields {
     surface: TextAnalyzer,
     /// Number of examples in this language (the N of the IDF).
     examples: u64,
+    /// Every stemmed term of the examples -> its id; ids follow the terms' byte order.
+    terms: HashMap<String, u32>,
+    /// Per term id: its IDF.
+    idfs: Vec<f32>,
 }
 
 struct Example {
     faq: usize,
-    /// Distinct stemmed terms.
-    terms: Vec<String>,
+    /// Ids of the distinct stemmed terms, ascending (so in the terms' byte order).
+    terms: Box<[u32]>,
     /// Sum of the terms' IDF.
     weight: f32,
 }
 
 pub struct FaqIndex {
     reader: IndexReader,
-    example_field: &'static str,
     languages: BTreeMap<String, LanguageFields>,
     examples: Vec<Example>,
+    /// Per segment of the (never reloaded) reader, per document: its position in `examples`. Read once from the
+    /// fast field: opening the column decodes its block index, far too slow to do per candidate.
+    example_of_doc: Vec<Vec<u32>>,
 }
 
 fn analyzer(language: Option<(tantivy::tokenizer::Language, &[String])>) -> TextAnalyzer {
@@ -114,7 +121,7 @@ impl FaqIndex {
     pub fn build(kb: &KnowledgeBase) -> Result<FaqIndex, IndexError> {
         let mut schema = Schema::builder();
         let example_field = "example";
-        let example = schema.add_u64_field(example_field, FAST | STORED);
+        let example = schema.add_u64_field(example_field, FAST);
         let mut fields = BTreeMap::new();
         for (code, locale) in &kb.locales {
             let language = locale.stemmer_language().ok_or_else(|| IndexError::NoStemmer(code.clone()))?;
@@ -133,6 +140,8 @@ impl FaqIndex {
                 stemmed: analyzer(Some((language, &locale.stop_words))),
                 surface: analyzer(None),
                 examples: 0,
+                terms: HashMap::new(),
+                idfs: Vec::new(),
             };
             fields.insert(code.clone(), fields_of_language);
         }
@@ -143,6 +152,8 @@ impl FaqIndex {
         index.tokenizers().register("surface", analyzer(None));
 
         let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 50_000_000)?;
+        // One segment in the end (merged below): top-k search keeps one threshold instead of restarting per segment.
+        writer.set_merge_policy(Box::new(NoMergePolicy));
         let mut examples = Vec::new();
         for (position, faq) in kb.faqs.iter().enumerate() {
             for (code, translation) in &faq.translations {
@@ -156,28 +167,48 @@ impl FaqIndex {
                     let mut terms = tokens(&f.stemmed, text);
                     terms.sort();
                     terms.dedup();
-                    examples.push((code.clone(), Example { faq: position, terms, weight: 0.0 }));
+                    examples.push((code.clone(), position, terms));
                     f.examples += 1;
                 }
             }
         }
         writer.commit()?;
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let mut built = FaqIndex { reader, example_field, languages: fields, examples: Vec::new() };
+        let segments = index.searchable_segment_ids()?;
+        if segments.len() > 1 {
+            writer.merge(&segments).wait()?;
+        }
+        writer.wait_merging_threads()?;
+        let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let mut example_of_doc = Vec::new();
+        for segment in reader.searcher().segment_readers() {
+            let column = segment.fast_fields().u64(example_field)?;
+            example_of_doc
+                .push((0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(u64::MAX) as u32).collect());
+        }
+        let mut built = FaqIndex { reader, languages: fields, examples: Vec::new(), example_of_doc };
 
-        // Example weights need the IDF of the finished index.
+        // Term ids and IDFs need the finished index.
         let searcher = built.reader.searcher();
-        for (code, mut example) in examples {
+        let mut vocabulary: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (code, _, terms) in &examples {
+            vocabulary.entry(code.as_str()).or_default().extend(terms.iter().map(String::as_str));
+        }
+        for (code, terms) in vocabulary {
+            let f = built.languages.get_mut(code).expect("a language of the index");
+            let idfs = terms.iter().map(|t| {
+                let doc_freq = searcher.doc_freq(&Term::from_field_text(f.text, t)).unwrap_or(0);
+                idf(doc_freq, f.examples)
+            });
+            f.idfs = idfs.collect();
+            f.terms = terms.into_iter().enumerate().map(|(id, t)| (t.to_owned(), id as u32)).collect();
+        }
+        for (code, faq, terms) in examples {
             let f = &built.languages[&code];
-            example.weight = example.terms.iter().map(|t| built.term_idf(&searcher, f, t)).sum();
-            built.examples.push(example);
+            let terms: Box<[u32]> = terms.iter().map(|t| f.terms[t.as_str()]).collect();
+            let weight = terms.iter().map(|&t| f.idfs[t as usize]).sum();
+            built.examples.push(Example { faq, terms, weight });
         }
         Ok(built)
-    }
-
-    fn term_idf(&self, searcher: &Searcher, fields: &LanguageFields, term: &str) -> f32 {
-        let doc_freq = searcher.doc_freq(&Term::from_field_text(fields.text, term)).unwrap_or(0);
-        idf(doc_freq, fields.examples)
     }
 
     /// The language whose vocabulary knows most of the message's words, when one clearly does.
@@ -217,11 +248,26 @@ impl FaqIndex {
         if terms.is_empty() {
             return SearchResult { corrections, ..empty };
         }
-        let idfs: HashMap<&str, f32> = terms.iter().map(|t| (t.as_str(), self.term_idf(&searcher, f, t))).collect();
-        let query_weight: f32 = idfs.values().sum();
+        // Known terms as (id, IDF), ascending; a term no example has only adds to the message's weight.
+        let mut known: Vec<(u32, f32)> = Vec::with_capacity(terms.len());
+        let mut query_weight = 0.0;
+        for term in &terms {
+            match f.terms.get(term.as_str()) {
+                Some(&id) => {
+                    known.push((id, f.idfs[id as usize]));
+                    query_weight += f.idfs[id as usize];
+                }
+                None => query_weight += idf(0, f.examples),
+            }
+        }
+        if known.is_empty() {
+            return SearchResult { corrections, ..empty };
+        }
+        known.sort_unstable_by_key(|&(id, _)| id);
         let query = BooleanQuery::new(
             terms
                 .iter()
+                .filter(|t| f.terms.contains_key(t.as_str()))
                 .map(|t| {
                     let term = TermQuery::new(Term::from_field_text(f.text, t), IndexRecordOption::WithFreqs);
                     (Occur::Should, Box::new(term) as Box<dyn Query>)
@@ -233,13 +279,15 @@ impl FaqIndex {
         };
         let mut best: HashMap<usize, f32> = HashMap::new();
         for (_, address) in candidates {
-            let segment = searcher.segment_reader(address.segment_ord);
-            let Some(id) = segment.fast_fields().u64(self.example_field).ok().and_then(|c| c.first(address.doc_id))
+            let Some(&id) = self
+                .example_of_doc
+                .get(address.segment_ord as usize)
+                .and_then(|docs| docs.get(address.doc_id as usize))
             else {
                 continue;
             };
             let Some(example) = self.examples.get(id as usize) else { continue };
-            let shared: f32 = example.terms.iter().filter_map(|t| idfs.get(t.as_str())).sum();
+            let shared = shared_weight(&example.terms, &known);
             let score = ((shared / query_weight) * (shared / example.weight.max(f32::EPSILON))).sqrt().min(1.0);
             let entry = best.entry(example.faq).or_default();
             *entry = entry.max(score);
@@ -303,4 +351,22 @@ impl FaqIndex {
     pub fn is_empty(&self) -> bool {
         self.examples.is_empty()
     }
+}
+
+/// The summed IDF of the query terms (`query`: (id, IDF), ascending ids) that `terms` (ascending) contains, added
+/// in the example's term order.
+fn shared_weight(terms: &[u32], query: &[(u32, f32)]) -> f32 {
+    let (mut i, mut j, mut sum) = (0, 0, 0.0);
+    while i < terms.len() && j < query.len() {
+        match terms[i].cmp(&query[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                sum += query[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    sum
 }
