@@ -74,9 +74,6 @@ impl SqliteStore {
             // In WAL mode NORMAL loses no committed transaction when the process dies (kill -9); only a power
             // failure can cost the last transactions, which FULL would guard at a large write cost.
             .synchronous(SqliteSynchronous::Normal)
-            // Readers find the pages of the database file in the mapping instead of copying them with a
-            // system call each time (their page cache is dropped after every commit of the writer).
-            .pragma("mmap_size", "268435456")
             // A multi-row insert inside a transaction keeps a statement journal to undo just itself; in memory,
             // not in a temporary file written on every batch.
             .pragma("temp_store", "memory")
