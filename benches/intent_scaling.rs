@@ -8,6 +8,8 @@
 //!
 //! Not run by `cargo test`; 50,000 examples take several minutes on two cores.
 
+#[path = "support/measure.rs"]
+mod measure;
 #[allow(dead_code)]
 #[path = "support/phrasings.rs"]
 mod phrasings;
@@ -21,27 +23,14 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::measure::{mib, percentile, status_kib};
 use loket::intent::IntentModel;
 use loket::knowledge::KnowledgeBase;
 
 /// Examples per synthetic entry (11 per language).
 const EXAMPLES_PER_ENTRY: usize = 22;
-
-fn status_kib(key: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|line| line.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
-}
 
 /// A synthetic base of about `examples` examples in which no example text (normalised) belongs to two entries,
 /// as training requires; entries left with fewer than two examples in a language are dropped.

@@ -8,6 +8,8 @@
 //! `--dump DIR` also writes, per size, every query's hits and corrections (the held-out messages and, for sizes up
 //! to the shipped base, every example of it) to `DIR/search-<entries>.txt`, to compare two versions of search.
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/phrasings.rs"]
 mod phrasings;
 #[path = "support/rng.rs"]
@@ -19,21 +21,8 @@ use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::measure::{mib, percentile, status_kib};
 use loket::knowledge::FaqIndex;
-
-fn status_kib(key: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|line| line.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
-}
 
 /// Per-query latencies over `rounds` passes of `queries`, after one unmeasured pass.
 fn latencies(index: &FaqIndex, queries: &[String], language: &str, rounds: usize) -> Vec<Duration> {
