@@ -81,7 +81,7 @@ async fn the_whole_loop_from_request_to_rating() {
     let (server, _dir) = fresh_server().await;
     let mut chat = server.chat().await;
     let mut alice = server.agent().await;
-    let mut bob = server.agent().await;
+    let bob = server.agent().await;
     let mut carol = server.agent().await;
     let (mut alice_queue, snapshot) = watch_queue(&mut alice, "alice", &["returns", "general"]).await;
     assert!(snapshot.is_empty());
@@ -127,18 +127,7 @@ async fn the_whole_loop_from_request_to_rating() {
 
     // Two agents race; exactly one wins.
     let handoff_id = package.handoff_id.clone();
-    let claim = |agent: &mut AgentServiceClient<Authed>, name: &str| {
-        let mut agent = agent.clone();
-        let request = pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), agent_id: name.into() };
-        async move { agent.claim_handoff(request).await }
-    };
-    let (a, b) = tokio::join!(claim(&mut alice, "alice"), claim(&mut bob, "bob"));
-    let (winner, loser) = match (&a, &b) {
-        (Ok(_), Err(status)) => ("alice", status),
-        (Err(status), Ok(_)) => ("bob", status),
-        _ => panic!("exactly one claim must win: {a:?} {b:?}"),
-    };
-    assert_eq!(loser.code(), Code::FailedPrecondition);
+    let winner = race_to_claim(&alice, &bob, &handoff_id).await;
     let claimed = next_queue_event(&mut alice_queue).await;
     assert_eq!(claimed.kind(), QueueEventKind::Claimed);
     assert_eq!(claimed.handoff.unwrap().agent_id, winner);

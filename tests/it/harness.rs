@@ -279,3 +279,25 @@ pub fn kind(response: &SendMessageResponse) -> pb::DecisionKind {
 pub fn top_faq(response: &SendMessageResponse) -> String {
     response.decision.as_ref().unwrap().faq_matches.first().map(|m| m.faq_id.clone()).unwrap_or_default()
 }
+
+/// Agents "alice" and "bob" claim the same hand-off at once: exactly one wins, the other gets
+/// FAILED_PRECONDITION. Returns the winner's name.
+pub async fn race_to_claim(
+    alice: &AgentServiceClient<Authed>,
+    bob: &AgentServiceClient<Authed>,
+    handoff_id: &str,
+) -> &'static str {
+    let claim = |agent: &AgentServiceClient<Authed>, name: &str| {
+        let mut agent = agent.clone();
+        let request = pb::ClaimHandoffRequest { handoff_id: handoff_id.to_owned(), agent_id: name.into() };
+        async move { agent.claim_handoff(request).await }
+    };
+    let (by_alice, by_bob) = tokio::join!(claim(alice, "alice"), claim(bob, "bob"));
+    let (winner, loser) = match (&by_alice, &by_bob) {
+        (Ok(_), Err(status)) => ("alice", status),
+        (Err(status), Ok(_)) => ("bob", status),
+        _ => panic!("exactly one claim must win: {by_alice:?} {by_bob:?}"),
+    };
+    assert_eq!(loser.code(), tonic::Code::FailedPrecondition);
+    winner
+}

@@ -284,18 +284,7 @@ async fn agents_on_two_replicas_race_to_claim_and_exactly_one_wins() {
         let queued = bob.list_handoffs(filter).await.unwrap().into_inner().handoffs;
         assert_eq!(queued.len(), 1);
         let handoff_id = queued[0].handoff_id.clone();
-        let claim = |agent: &mut AgentServiceClient<Authed>, name: &str| {
-            let mut agent = agent.clone();
-            let request = pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), agent_id: name.into() };
-            async move { agent.claim_handoff(request).await }
-        };
-        let (by_alice, by_bob) = tokio::join!(claim(&mut alice, "alice"), claim(&mut bob, "bob"));
-        let (winner, loser) = match (&by_alice, &by_bob) {
-            (Ok(_), Err(status)) => ("alice", status),
-            (Err(status), Ok(_)) => ("bob", status),
-            _ => panic!("exactly one claim must win: {by_alice:?} {by_bob:?}"),
-        };
-        assert_eq!(loser.code(), Code::FailedPrecondition);
+        let winner = race_to_claim(&alice, &bob, &handoff_id).await;
         let stored = alice.get_handoff(pb::GetHandoffRequest { handoff_id }).await.unwrap().into_inner();
         assert_eq!((stored.state(), stored.agent_id.as_str()), (pb::HandoffState::Claimed, winner));
     }
