@@ -362,11 +362,8 @@ impl Dialogue {
             info!(conversation_id, handoff_id = %handoff.id, skill = %handoff.skill, reason = handoff.reason.as_str(), callback = handoff.callback, "handed off");
             // The hand-off is committed; failing to build the package for live watchers loses nothing,
             // as they see it on their next snapshot.
-            if self.queue.watched() {
-                match handoff::package(&*self.store, handoff).await {
-                    Ok(package) => self.queue.publish(QueueEventKind::New, package),
-                    Err(error) => tracing::warn!(%error, "hand-off package for watchers failed"),
-                }
+            if let Err(error) = self.queue.announce(&*self.store, QueueEventKind::New, handoff, None).await {
+                tracing::warn!(%error, "hand-off package for watchers failed");
             }
         }
         info!(

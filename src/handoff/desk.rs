@@ -68,14 +68,34 @@ impl Default for QueueHub {
 }
 
 impl QueueHub {
-    /// Whether any agent watches the queue. A package costs several reads; one who starts watching later finds
-    /// the hand-off in their snapshot, since they subscribe before reading it.
-    pub fn watched(&self) -> bool {
+    /// Whether any agent watches the queue.
+    fn watched(&self) -> bool {
         self.sender.receiver_count() > 0
     }
 
     pub fn publish(&self, kind: QueueEventKind, package: HandoffPackage) {
         self.send(QueueEvent { kind, package: Some(package), from_skill: None });
+    }
+
+    /// Publishes a committed change of `handoff`, whole (transcript, earlier conversations) for the kinds an
+    /// agent must read it for. Only when an agent watches: a package costs several reads, and one who starts
+    /// watching later finds the hand-off in their snapshot, since they subscribe before reading it.
+    pub async fn announce(
+        &self,
+        store: &dyn Store,
+        kind: QueueEventKind,
+        handoff: Handoff,
+        from_skill: Option<String>,
+    ) -> Result<(), StoreError> {
+        if !self.watched() {
+            return Ok(());
+        }
+        let package = match kind {
+            QueueEventKind::New | QueueEventKind::Transferred => package(store, handoff).await?,
+            _ => bare(handoff),
+        };
+        self.send(QueueEvent { kind, package: Some(package), from_skill });
+        Ok(())
     }
 
     /// A change committed through another replica, told by id: re-read and published as if made here.
@@ -90,12 +110,7 @@ impl QueueHub {
             return Ok(());
         }
         let Some(handoff) = store.handoff(handoff_id).await? else { return Ok(()) };
-        let package = match kind {
-            QueueEventKind::New | QueueEventKind::Transferred => package(store, handoff).await?,
-            _ => bare(handoff),
-        };
-        self.send(QueueEvent { kind, package: Some(package), from_skill });
-        Ok(())
+        self.announce(store, kind, handoff, from_skill).await
     }
 
     /// Changes may have been missed (notifications from other replicas were lost): every watcher re-reads.
