@@ -45,37 +45,6 @@ async fn watch(chat: &mut ChatServiceClient<Authed>, id: &str, after_seq: u64) -
     chat.watch_conversation(request).await.unwrap().into_inner()
 }
 
-fn message_of(event: &pb::ConversationEvent) -> Option<&pb::Message> {
-    match &event.event {
-        Some(pb::conversation_event::Event::Message(m)) => Some(m),
-        _ => None,
-    }
-}
-
-/// Starts a Dutch conversation, asks a returns question, then asks for a person. Returns the conversation id
-/// and the seq of the last event.
-async fn ask_for_a_person(
-    chat: &mut ChatServiceClient<Authed>,
-    customer: &str,
-) -> (String, u64, pb::SendMessageResponse) {
-    let started = chat
-        .start_conversation(pb::StartConversationRequest {
-            customer_id: customer.into(),
-            language: "nl".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let id = conversation_id(&started);
-    let answered = send(chat, &id, "hoe stuur ik een artikel retour").await;
-    assert_eq!(kind(&answered), DecisionKind::Answer);
-    let handed = send(chat, &id, "ik wil een medewerker spreken").await;
-    assert_eq!(kind(&handed), DecisionKind::Handoff);
-    let last_seq = handed.replies.last().unwrap().seq + 1;
-    (id, last_seq, handed)
-}
-
 #[tokio::test]
 async fn the_whole_loop_from_request_to_rating() {
     let (server, _dir) = fresh_server().await;

@@ -301,3 +301,35 @@ pub async fn race_to_claim(
     assert_eq!(loser.code(), tonic::Code::FailedPrecondition);
     winner
 }
+
+pub fn message_of(event: &pb::ConversationEvent) -> Option<&pb::Message> {
+    match &event.event {
+        Some(pb::conversation_event::Event::Message(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// Starts a Dutch conversation, asks a returns question (answered), then asks for a person (handed off, the
+/// conversation queued). Returns the conversation id, the seq of its last event and the hand-off response.
+pub async fn ask_for_a_person(
+    chat: &mut ChatServiceClient<Authed>,
+    customer: &str,
+) -> (String, u64, pb::SendMessageResponse) {
+    let started = chat
+        .start_conversation(pb::StartConversationRequest {
+            customer_id: customer.into(),
+            language: "nl".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = conversation_id(&started);
+    let answered = send(chat, &id, "hoe stuur ik een artikel retour").await;
+    assert_eq!(kind(&answered), pb::DecisionKind::Answer);
+    let handed = send(chat, &id, "ik wil een medewerker spreken").await;
+    assert_eq!(kind(&handed), pb::DecisionKind::Handoff);
+    assert_eq!(handed.state(), pb::ConversationState::Queued);
+    let last_seq = handed.replies.last().unwrap().seq + 1;
+    (id, last_seq, handed)
+}

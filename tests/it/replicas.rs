@@ -121,36 +121,11 @@ async fn next_event(stream: &mut Streaming<pb::ConversationEvent>) -> pb::Conver
     tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("event in time").unwrap().unwrap()
 }
 
-fn message_of(event: &pb::ConversationEvent) -> Option<&pb::Message> {
-    match &event.event {
-        Some(pb::conversation_event::Event::Message(m)) => Some(m),
-        _ => None,
-    }
-}
-
 fn state_of(event: &pb::ConversationEvent) -> Option<pb::ConversationState> {
     match &event.event {
         Some(pb::conversation_event::Event::StateChange(c)) => Some(c.to()),
         _ => None,
     }
-}
-
-/// A Dutch conversation about a return, handed to a person: its id and the response that handed it off.
-async fn hand_off(chat: &mut ChatServiceClient<Authed>, customer: &str) -> (String, pb::SendMessageResponse) {
-    let started = chat
-        .start_conversation(pb::StartConversationRequest {
-            customer_id: customer.into(),
-            language: "nl".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let id = conversation_id(&started);
-    assert_eq!(kind(&send(chat, &id, "hoe stuur ik een artikel retour").await), DecisionKind::Answer);
-    let handed = send(chat, &id, "ik wil een medewerker spreken").await;
-    assert_eq!(handed.state(), pb::ConversationState::Queued);
-    (id, handed)
 }
 
 #[tokio::test]
@@ -163,7 +138,7 @@ async fn the_handoff_loop_with_the_customer_on_one_replica_and_the_agent_on_the_
     let mut colleague_queue = watch_queue(&mut colleague, "carol", &["returns"]).await;
 
     // Opened on A, announced on B with the whole package.
-    let (id, handed) = hand_off(&mut chat, "cust-r1").await;
+    let (id, _, handed) = ask_for_a_person(&mut chat, "cust-r1").await;
     let event = next_queue_event(&mut alice_queue).await;
     assert_eq!(event.kind(), QueueEventKind::New);
     let package = event.handoff.unwrap();
@@ -279,7 +254,7 @@ async fn agents_on_two_replicas_race_to_claim_and_exactly_one_wins() {
     let mut chat = a.chat().await;
     let (mut alice, mut bob) = (a.agent().await, b.agent().await);
     for round in 0..5 {
-        let (_, _) = hand_off(&mut chat, &format!("cust-race-{round}")).await;
+        ask_for_a_person(&mut chat, &format!("cust-race-{round}")).await;
         let filter = pb::ListHandoffsRequest { state: pb::HandoffState::Queued.into(), ..Default::default() };
         let queued = bob.list_handoffs(filter).await.unwrap().into_inner().handoffs;
         assert_eq!(queued.len(), 1);
@@ -424,7 +399,7 @@ async fn the_postgres_store_keeps_the_embedded_stores_semantics() {
 
     // Hand-offs: filtered lists, pages, and a claim that only one of two agents gets.
     for n in 0..3 {
-        hand_off(&mut chat, &format!("cust-pg-{n}")).await;
+        ask_for_a_person(&mut chat, &format!("cust-pg-{n}")).await;
     }
     let mut agent = server.agent().await;
     let page = |page_token: String| pb::ListHandoffsRequest {
