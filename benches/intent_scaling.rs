@@ -68,7 +68,7 @@ fn train(examples: usize, epochs: usize, dir: &Path) {
     training.model.save(dir).expect("model saves");
     print!(
         "| {:>6} | {:>6} | {:>6} | {:>8.1} | {:>7.1} | {:>7.1} | ",
-        training.train_examples + training.validation_examples,
+        training.train_examples,
         training.report.n_labels,
         kb.faqs.len(),
         took.as_secs_f64(),

@@ -207,9 +207,18 @@ enum Command {
         /// The evaluation file (heldout, clinc150).
         #[arg(long, default_value = "tests/data/heldout.tsv")]
         data: PathBuf,
-        /// Training CSV (csv format); every 10th row per label is held out for calibration.
+        /// How CLINC150 is cut (clinc150 format): `full` as published; `no-oos` without out-of-scope examples in
+        /// training and validation; `10-shot` the first 10 training examples per intent, no out-of-scope, no
+        /// validation list (calibrated on a hold-out of those 10).
+        #[arg(long, value_enum, default_value = "full")]
+        protocol: ProtocolArg,
+        /// Training CSV (csv format). Without --valid, every 5th row per label is held out to calibrate the
+        /// temperature and the out-of-scope threshold, then the model is trained again on all rows.
         #[arg(long)]
         train: Option<PathBuf>,
+        /// Validation CSV (csv format): calibrate on it instead of a hold-out of --train.
+        #[arg(long)]
+        valid: Option<PathBuf>,
         /// Test CSV (csv format).
         #[arg(long)]
         test: Option<PathBuf>,
@@ -292,6 +301,14 @@ enum TierArg {
     Basic,
     Standard,
     Advanced,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProtocolArg {
+    Full,
+    NoOos,
+    #[value(name = "10-shot")]
+    TenShot,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -494,23 +511,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("exported {} category files to {}", files.len(), faq_dir.display());
             Ok(())
         }
-        Command::Eval { common, format, data, train, test, oos_label, seed, verbose } => {
+        Command::Eval { common, format, data, protocol, train, valid, test, oos_label, seed, verbose } => {
             let config = common.config()?;
             match format {
                 EvalFormat::Heldout => eval_heldout(&config, &data, verbose),
                 EvalFormat::Clinc150 => {
                     let clinc = intent::data::read_clinc150(&data)?;
+                    let protocol = match protocol {
+                        ProtocolArg::Full => intent::data::Protocol::Full,
+                        ProtocolArg::NoOos => intent::data::Protocol::NoOos,
+                        ProtocolArg::TenShot => intent::data::Protocol::FewShot(10),
+                    };
+                    let split = clinc.protocol(protocol);
                     let oos = Some(intent::data::CLINC_OOS);
-                    print_measurement(&clinc.train, &clinc.validation, &clinc.test, oos, seed)
+                    print_measurement(&split.train, split.validation.as_deref(), &split.test, oos, seed)
                 }
                 EvalFormat::Csv => {
                     let (Some(train), Some(test)) = (train, test) else {
                         anyhow::bail!("--format csv needs --train and --test");
                     };
-                    let examples = intent::data::read_csv(&train)?;
-                    let test = intent::data::read_csv(&test)?;
-                    let (train, validation) = intent::data::split(&examples);
-                    print_measurement(&train, &validation, &test, oos_label.as_deref(), seed)
+                    let train = read_csv_reporting(&train)?;
+                    let valid = valid.as_deref().map(read_csv_reporting).transpose()?;
+                    let test = read_csv_reporting(&test)?;
+                    print_measurement(&train, valid.as_deref(), &test, oos_label.as_deref(), seed)
                 }
             }
         }
@@ -604,16 +627,44 @@ fn eval_heldout(config: &Config, data: &Path, verbose: bool) -> anyhow::Result<(
     Ok(())
 }
 
+/// Reads a `text,label` CSV and says on stderr what was skipped or looks thin.
+fn read_csv_reporting(path: &Path) -> anyhow::Result<Vec<intent::Example>> {
+    let read = intent::data::read_csv(path)?;
+    if !read.empty_rows.is_empty() {
+        let lines: Vec<String> = read.empty_rows.iter().take(10).map(usize::to_string).collect();
+        let more = if read.empty_rows.len() > 10 { ", ..." } else { "" };
+        eprintln!(
+            "{}: skipped {} rows with empty text (lines {}{more})",
+            path.display(),
+            read.empty_rows.len(),
+            lines.join(", ")
+        );
+    }
+    for (label, line) in &read.single_examples {
+        eprintln!("{}: label {label:?} has a single example (line {line})", path.display());
+    }
+    Ok(read.examples)
+}
+
 fn print_measurement(
     train: &[intent::Example],
-    validation: &[intent::Example],
+    validation: Option<&[intent::Example]>,
     test: &[intent::Example],
     oos_label: Option<&str>,
     seed: u64,
 ) -> anyhow::Result<()> {
     let scratch = std::env::temp_dir().join(format!("loket-eval-{}", std::process::id()));
-    let config = intent::TrainConfig { seed, ..intent::TrainConfig::default() };
-    println!("train {} / validation {} / test {} examples", train.len(), validation.len(), test.len());
+    let config = intent::TrainConfig { seed, ..intent::TrainConfig::for_data(train) };
+    match validation {
+        Some(validation) => {
+            println!("train {} / validation {} / test {} examples", train.len(), validation.len(), test.len())
+        }
+        None => println!(
+            "train {} (every 5th per label held out to calibrate, then trained on all) / test {} examples",
+            train.len(),
+            test.len()
+        ),
+    }
     let measured = intent::measure::measure(train, validation, test, oos_label, &config, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     println!("{}", measured?);

@@ -70,8 +70,8 @@ struct Evidence {
     out_of_scope: bool,
     /// One- or two-word messages ("retour", "mijn account") are ambiguous however sure the model sounds.
     terse: bool,
-    /// Retrieval's best entry is one the model was not trained on (created or edited since): until the
-    /// background retrain swaps a new model in, retrieval alone decides about it.
+    /// Retrieval's best entry is one the model was not trained on (created or edited since) or learned too
+    /// poorly (`IntentModel::knows`): until a retrain teaches it, retrieval alone decides about it.
     top_hit_new: bool,
 }
 
@@ -141,7 +141,7 @@ impl Policy {
         let top_hit_new = match (model, found.hits.first()) {
             (Some(model), Some(hit)) => {
                 let id = &knowledge.base.faqs[hit.faq].id;
-                knowledge.untrained(id) || !model.labels().iter().any(|label| label == id)
+                knowledge.untrained(id) || !model.knows(id)
             }
             _ => false,
         };

@@ -94,6 +94,15 @@ impl Editor {
         &self.retrainer
     }
 
+    /// The retrain task's state, with the entries the model in use leaves to retrieval.
+    pub fn retrain_status(&self) -> RetrainStatus {
+        let mut status = self.retrainer.status();
+        if let Some(model) = self.dialogue.model().current() {
+            status.weak_entries = model.weak_labels().to_vec();
+        }
+        status
+    }
+
     pub(crate) fn retrainer_handle(&self) -> Arc<Retrainer> {
         Arc::clone(&self.retrainer)
     }

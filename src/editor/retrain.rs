@@ -30,6 +30,8 @@ pub struct RetrainStatus {
     pub trained_version: i64,
     pub last_seconds: Option<f64>,
     pub last_error: Option<String>,
+    /// Entries the model in use learned too poorly (`IntentModel::weak_labels`): retrieval alone answers them.
+    pub weak_entries: Vec<String>,
 }
 
 pub struct Retrainer {

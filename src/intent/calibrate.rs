@@ -67,17 +67,31 @@ pub(crate) struct ThresholdItem {
 /// least `r` (the product requirement stated directly); if none reaches `r`, the one with the best recall.
 /// Otherwise: maximise in-scope accuracy + `oos_weight` × oos recall. Both are rates, so the 30:1 imbalance of
 /// CLINC150 validation does not let the in-scope side drown out-of-scope detection.
-/// Returns 0 (never reject by score) when validation lacks in-scope or out-of-scope examples.
-pub(crate) fn choose_threshold(items: &[ThresholdItem], oos_weight: f32, min_oos_recall: Option<f32>) -> f32 {
+///
+/// Without out-of-scope examples (the normal case for a FAQ: nobody labels what it is *not* about) the threshold
+/// keeps `keep_in_scope` of the held-out in-scope examples: see [`keep_share_threshold`].
+/// Returns 0 (never reject by score) when validation has no in-scope examples.
+pub(crate) fn choose_threshold(
+    items: &[ThresholdItem],
+    oos_weight: f32,
+    min_oos_recall: Option<f32>,
+    keep_in_scope: f32,
+) -> f32 {
     let n_in = items.iter().filter(|i| !i.gold_oos).count();
     let n_oos = items.len() - n_in;
-    if n_oos == 0 || n_in == 0 {
+    if n_in == 0 {
         return 0.0;
     }
-    let mut cands: Vec<f32> = items.iter().map(|i| i.score).collect();
-    cands.push(0.0);
-    cands.push(1.0);
+    if n_oos == 0 {
+        let scores: Vec<f32> = items.iter().map(|i| i.score).collect();
+        return keep_share_threshold(&scores, keep_in_scope);
+    }
+    let mut cands: Vec<f32> = items.iter().map(|i| i.score).filter(|s| s.is_finite()).collect();
     cands.sort_by(f32::total_cmp);
+    // Room below the lowest score (reject none by score) and above the highest (reject all).
+    let (low, high) = (cands.first().copied().unwrap_or(0.0), cands.last().copied().unwrap_or(1.0));
+    cands.insert(0, low.min(0.0) - 1.0);
+    cands.push(high.max(1.0) + 1.0);
     cands.dedup();
     let rates = |t: f32| {
         let (mut acc, mut rec) = (0usize, 0usize);
@@ -109,10 +123,35 @@ pub(crate) fn choose_threshold(items: &[ThresholdItem], oos_weight: f32, min_oos
     best.1
 }
 
+/// The threshold that keeps the share `keep` of held-out in-scope `scores` (1.0 keeps all, 0.95 rejects the
+/// least confident 5%): the midpoint between the last score rejected and the first kept. The rule needs only
+/// in-scope data, so it transfers to any data set, unlike a threshold tuned to some set's out-of-scope examples.
+pub(crate) fn keep_share_threshold(scores: &[f32], keep: f32) -> f32 {
+    let mut sorted: Vec<f32> = scores.iter().copied().filter(|s| s.is_finite()).collect();
+    sorted.sort_by(f32::total_cmp);
+    let rejected = ((1.0 - keep.clamp(0.0, 1.0)) * sorted.len() as f32).round() as usize;
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    if rejected == 0 {
+        // Below every score (which need not be a probability: see `Novelty`), so nothing is rejected.
+        return sorted[0] - 1.0;
+    }
+    let rejected = rejected.min(sorted.len());
+    match sorted.get(rejected) {
+        Some(&kept) => 0.5 * (sorted[rejected - 1] + kept),
+        None => sorted[rejected - 1] + f32::EPSILON,
+    }
+}
+
 /// Test-set figures; oos fields are `None` when no oos label is in play.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct EvalReport {
     pub n: usize,
+    /// Right over all test rows: an in-scope row answered with its intent, an out-of-scope row rejected. The
+    /// figure a customer feels, and the one the team compares across data sets.
+    #[serde(default)]
+    pub overall_accuracy: f32,
     pub in_scope_accuracy: f32,
     /// In-scope accuracy if nothing were ever rejected (best in-scope class only): the classifier's own ceiling.
     pub in_scope_accuracy_no_reject: f32,
@@ -163,6 +202,7 @@ pub fn evaluate(model: &IntentModel, test: &[Example], oos_label: Option<&str>) 
     };
     EvalReport {
         n: test.len(),
+        overall_accuracy: preds.iter().filter(|(g, p)| g == p).count() as f32 / preds.len().max(1) as f32,
         in_scope_accuracy: in_acc,
         in_scope_accuracy_no_reject: raw_correct as f32 / in_items.len().max(1) as f32,
         oos_recall,

@@ -159,19 +159,107 @@ pub fn read_clinc150(path: &Path) -> Result<Clinc150, DatasetError> {
     })
 }
 
-/// A `text,label` CSV with a header line.
-pub fn read_csv(path: &Path) -> Result<Vec<Example>, DatasetError> {
-    let bad = |reason: String| DatasetError::Read { path: path.display().to_string(), reason };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
-    let mut out = Vec::new();
-    for (n, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| bad(e.to_string()))?;
-        match (record.get(0), record.get(1)) {
-            (Some(text), Some(label)) if !text.trim().is_empty() && !label.trim().is_empty() => {
-                out.push(Example { text: text.to_owned(), label: label.trim().to_owned() })
+/// How CLINC150 is cut for `loket eval --protocol`: each protocol is one row of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Every list as published: out-of-scope examples in train, validation and test.
+    Full,
+    /// No out-of-scope examples in training or validation, only in test: the case of every real FAQ.
+    NoOos,
+    /// The first `n` training examples of each intent, no out-of-scope examples, no validation list: the
+    /// model calibrates on a hold-out of its own few examples, as it must for a FAQ.
+    FewShot(usize),
+}
+
+/// One protocol's data: `validation` is `None` when the model must calibrate on its training data.
+pub struct Split {
+    pub train: Vec<Example>,
+    pub validation: Option<Vec<Example>>,
+    pub test: Vec<Example>,
+}
+
+impl Clinc150 {
+    pub fn protocol(&self, protocol: Protocol) -> Split {
+        let in_scope =
+            |list: &[Example]| -> Vec<Example> { list.iter().filter(|e| e.label != CLINC_OOS).cloned().collect() };
+        match protocol {
+            Protocol::Full => {
+                Split { train: self.train.clone(), validation: Some(self.validation.clone()), test: self.test.clone() }
             }
-            _ => return Err(bad(format!("record {}: expected text,label", n + 2))),
+            Protocol::NoOos => Split {
+                train: in_scope(&self.train),
+                validation: Some(in_scope(&self.validation)),
+                test: self.test.clone(),
+            },
+            Protocol::FewShot(n) => {
+                Split { train: first_per_label(&in_scope(&self.train), n), validation: None, test: self.test.clone() }
+            }
         }
     }
+}
+
+/// The first `n` examples of every label, in file order.
+pub fn first_per_label(examples: &[Example], n: usize) -> Vec<Example> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    examples
+        .iter()
+        .filter(|e| {
+            let count = seen.entry(&e.label).or_default();
+            *count += 1;
+            *count <= n
+        })
+        .cloned()
+        .collect()
+}
+
+/// A CSV file's examples, and what was left out or looks wrong.
+#[derive(Debug, Default)]
+pub struct CsvExamples {
+    pub examples: Vec<Example>,
+    /// Line numbers (1-based, header is line 1) of rows skipped because their text is empty.
+    pub empty_rows: Vec<usize>,
+    /// Labels with a single example, and its line: they train, but cannot be held out and learn little.
+    pub single_examples: Vec<(String, usize)>,
+}
+
+/// A `text,label` CSV with a header line. Rows with empty text are skipped and counted; a row without a label,
+/// or labels that differ only in case ("Refund" and "refund", surely one intent written two ways), are errors
+/// naming the lines.
+pub fn read_csv(path: &Path) -> Result<CsvExamples, DatasetError> {
+    let bad = |reason: String| DatasetError::Read { path: path.display().to_string(), reason };
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| bad(e.to_string()))?;
+    let mut out = CsvExamples::default();
+    let mut lines_of: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| bad(e.to_string()))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let text = record.get(0).unwrap_or("").trim();
+        let label = record.get(1).unwrap_or("").trim();
+        if text.is_empty() {
+            out.empty_rows.push(line);
+            continue;
+        }
+        if label.is_empty() {
+            problems.push(format!("{}: line {line}: expected text,label but the label is empty", path.display()));
+            continue;
+        }
+        lines_of.entry(label.to_owned()).or_default().push(line);
+        out.examples.push(Example { text: text.to_owned(), label: label.to_owned() });
+    }
+    let mut by_folded: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for label in lines_of.keys() {
+        by_folded.entry(label.to_lowercase()).or_default().push(label);
+    }
+    for variants in by_folded.values().filter(|v| v.len() > 1) {
+        let named: Vec<String> =
+            variants.iter().map(|l| format!("{l:?} (first on line {})", lines_of[*l][0])).collect();
+        problems.push(format!("{}: labels differ only in case: {}", path.display(), named.join(", ")));
+    }
+    if !problems.is_empty() {
+        return Err(DatasetError::Invalid(problems));
+    }
+    out.single_examples =
+        lines_of.into_iter().filter(|(_, lines)| lines.len() == 1).map(|(label, lines)| (label, lines[0])).collect();
     Ok(out)
 }

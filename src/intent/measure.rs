@@ -40,16 +40,20 @@ fn latencies<'a>(model: &IntentModel, texts: impl Iterator<Item = &'a str>) -> (
     percentiles(samples)
 }
 
-/// Trains on `train`, calibrates on `validation`, measures on `test`; the model is saved in `scratch`.
+/// Trains on `train`, calibrates on `validation` (without one: on a hold-out of `train`, then refits on all of
+/// it, see [`IntentModel::train_holdout`]), measures on `test`; the model is saved in `scratch`.
 pub fn measure(
     train: &[Example],
-    validation: &[Example],
+    validation: Option<&[Example]>,
     test: &[Example],
     oos_label: Option<&str>,
     config: &TrainConfig,
     scratch: &Path,
 ) -> Result<Measurement, IntentError> {
-    let (model, report) = IntentModel::train(train, validation, oos_label, config)?;
+    let (model, report) = match validation {
+        Some(validation) => IntentModel::train(train, validation, oos_label, config)?,
+        None => IntentModel::train_holdout(train, oos_label, config)?,
+    };
     let scored = evaluate(&model, test, oos_label);
     let (latency_p50_us, latency_p99_us) = latencies(&model, test.iter().map(|e| e.text.as_str()));
     let words: Vec<&str> = test.iter().flat_map(|e| e.text.split_whitespace()).collect();
@@ -80,6 +84,11 @@ impl fmt::Display for Measurement {
             f,
             "threshold (validation):   {:.3}, temperature {:.3}",
             self.train.threshold, self.train.temperature
+        )?;
+        writeln!(
+            f,
+            "overall accuracy:         {:.2}% (in-scope right or out-of-scope rejected)",
+            100.0 * t.overall_accuracy
         )?;
         writeln!(f, "in-scope accuracy:        {:.2}%", 100.0 * t.in_scope_accuracy)?;
         writeln!(f, "  without rejection:      {:.2}%", 100.0 * t.in_scope_accuracy_no_reject)?;

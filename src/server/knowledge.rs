@@ -137,6 +137,7 @@ fn retrain_to_pb(status: RetrainStatus) -> pb::RetrainStatus {
         trained_version: status.trained_version,
         last_seconds: status.last_seconds.unwrap_or_default(),
         last_error: status.last_error.unwrap_or_default(),
+        weak_entries: status.weak_entries,
     }
 }
 
@@ -314,6 +315,6 @@ impl pb::knowledge_service_server::KnowledgeService for KnowledgeApi {
         &self,
         _request: Request<pb::GetRetrainStatusRequest>,
     ) -> Result<Response<pb::RetrainStatus>, Status> {
-        Ok(Response::new(retrain_to_pb(self.editor.retrainer().status())))
+        Ok(Response::new(retrain_to_pb(self.editor.retrain_status())))
     }
 }

@@ -31,7 +31,7 @@ fn clinc150_subset_trains_and_rejects_out_of_scope() {
     let config = TrainConfig { seed: 7, ..TrainConfig::default() };
     let measured = measure(
         &subset(&clinc.train),
-        &subset(&clinc.validation),
+        Some(&subset(&clinc.validation)),
         &subset(&clinc.test),
         Some(CLINC_OOS),
         &config,
