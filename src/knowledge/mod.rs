@@ -1,10 +1,12 @@
 //! The FAQ knowledge base: the entry model, loading and validating `knowledge-base/` files, the per-language
-//! locale texts, and the tantivy index that searches it. Knows nothing of conversations or gRPC.
+//! locale texts and word lists, and the tantivy index that searches it. Knows nothing of conversations or gRPC.
 
+mod dictionary;
 mod files;
 pub mod gaps;
 mod index;
 mod locale;
+mod speller;
 pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,6 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+pub use dictionary::{Dictionary, DictionaryError};
 pub use files::{Problem, export, load_dir, load_locales, parse_files, read_faq_dir};
 pub use index::{FaqIndex, IndexError, SearchHit, SearchResult};
 pub use locale::{Locale, SmallTalk, chosen_option};
