@@ -14,8 +14,8 @@ NL_DEB="wdutch 1:2.20.19-2 79dc0dbbd9b3e029ba84423a804c635aca87105521962f9b4c302
 EN_US_DEB="wamerican 2020.12.07-2 c8f8e2b2ad0d37bfdd41f0e40f1e4c8e5f907467d768a1d3698b164e9617f0b4"
 EN_GB_DEB="wbritish 2020.12.07-2 f80571f14aa987ef0d727e2077d4f2abd84adf92492af494e7de04882c53be3f"
 # SHA-256 of each generated word list before compression (zstd's bytes may differ between zstd versions).
-NL_LIST_SHA256="6f73db7975b4c281309dcf7af095e28e09d916fc0029978436b3dc7f678bd761"
-EN_LIST_SHA256="4325f06ede27d5ce16eca98f2e9bfab7a12b19aa0c7b22345c7067dc4a8798a7"
+NL_LIST_SHA256="ba8c382df1b05e76b4524004771886f4bfca253845752e8c8954d8fec4348feb"
+EN_LIST_SHA256="14dd5e85e6421e55e4747e9b57174fd98b27dcb0b4085d62b06e6afee0dad567"
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/knowledge-base/dictionaries"
@@ -56,11 +56,12 @@ fetch() {
     dpkg-deb -x "$deb" "$work/$name"
 }
 
-# words FILE...: single words of 2-30 letters (any script, accents kept), byte-sorted, without duplicates. Lines
-# with spaces, hyphens, apostrophes or digits ("Adolf Hitler", "btw-loket", "camera's") are left out: the index
-# splits a message at those characters, so only their parts are ever looked up.
+# words FILE...: single words of 2-30 letters (any script, accents kept), byte-sorted, without duplicates. A word
+# with apostrophes is kept without them too ("hasn't" -> "hasnt", "camera's" -> "cameras"): customers type them so.
+# Lines with spaces, hyphens or digits ("Adolf Hitler", "btw-loket") are left out: the index splits a message at
+# those characters, so only their parts are ever looked up.
 words() {
-    cat "$@" | LC_ALL=C.UTF-8 grep -E '^[[:alpha:]]{2,30}$' | LC_ALL=C sort -u
+    cat "$@" | sed "s/'//g" | LC_ALL=C.UTF-8 grep -E '^[[:alpha:]]{2,30}$' | LC_ALL=C sort -u
 }
 
 # write LANG SHA256: stdin to $out/LANG.txt.zst after checking its SHA-256.

@@ -107,12 +107,20 @@ impl Dictionary {
 
     /// Whether `word` (folded) is a word of the language: listed, or a compound of two listed words.
     pub fn knows(&self, word: &str) -> bool {
-        self.words.contains_key(word) || (self.compounds && self.is_compound(word))
+        self.lists(word) || self.is_compound(word)
     }
 
-    /// Two listed words, each at least [`MIN_COMPOUND_PART_CHARS`] long, optionally joined by the linking "s"
-    /// ("bestelling-s-nummer").
-    fn is_compound(&self, word: &str) -> bool {
+    /// Whether `word` (folded) is in the list itself.
+    pub fn lists(&self, word: &str) -> bool {
+        self.words.contains_key(word)
+    }
+
+    /// Whether the language writes compounds as one word and `word` is two listed words, each at least
+    /// [`MIN_COMPOUND_PART_CHARS`] long, optionally joined by the linking "s" ("bestelling-s-nummer").
+    pub fn is_compound(&self, word: &str) -> bool {
+        if !self.compounds {
+            return false;
+        }
         let boundaries: Vec<usize> = word.char_indices().map(|(at, _)| at).collect();
         if boundaries.len() < 2 * MIN_COMPOUND_PART_CHARS {
             return false;

@@ -93,6 +93,11 @@ impl KnowledgeBase {
         self.position(id).map(|position| &self.faqs[position])
     }
 
+    /// Words in each language's dictionary (0: the language has none), for the start-up log.
+    pub fn dictionary_words(&self) -> BTreeMap<&str, usize> {
+        self.locales.iter().map(|(code, l)| (code.as_str(), l.dictionary().map_or(0, |d| d.len()))).collect()
+    }
+
     pub fn locale(&self, language: &str) -> &Locale {
         // Loading guarantees a locale for every configured language; the first is a safe fallback.
         self.locales.get(language).or_else(|| self.locales.values().next()).expect("at least one locale")

@@ -68,10 +68,13 @@ fn correction(word: &str, vocabulary: &impl Vocabulary, dictionary: Option<&Dict
     if chars < MIN_CORRECTABLE_CHARS || !word.chars().all(char::is_alphabetic) {
         return None;
     }
-    if vocabulary.frequency(word) > 0 || dictionary.is_some_and(|d| d.knows(word)) {
+    if vocabulary.frequency(word) > 0 || dictionary.is_some_and(|d| d.lists(word)) {
         return None;
     }
-    let most_edits = if chars >= TWO_EDITS_FROM_CHARS { 2 } else { 1 };
+    // A split into two listed words is a guess where a listed word is a fact: "mogenlijk" is "mogen" + "lijk" as
+    // well as a typo of "mogelijk". Such a word only yields to a word of the knowledge base one edit away.
+    let compound = dictionary.is_some_and(|d| d.is_compound(word));
+    let most_edits = if chars >= TWO_EDITS_FROM_CHARS && !compound { 2 } else { 1 };
     // Edit distance first: the automaton of one edit is searched before that of two, and the first distance with
     // any candidate decides, whether the candidate is the knowledge base's word or only the dictionary's.
     (1..=most_edits).find_map(|edits| {
@@ -84,7 +87,8 @@ fn correction(word: &str, vocabulary: &impl Vocabulary, dictionary: Option<&Dict
             rarity: std::cmp::Reverse(frequency),
             word,
         });
-        let listed = dictionary.map(|d| d.matching(&automaton)).unwrap_or_default().into_iter().map(|word| Rank {
+        let listed = dictionary.filter(|_| !compound).map(|d| d.matching(&automaton)).unwrap_or_default();
+        let listed = listed.into_iter().map(|word| Rank {
             edits,
             not_in_vocabulary: vocabulary.frequency(&word) == 0,
             rarity: std::cmp::Reverse(vocabulary.stem_frequency(&word)),
@@ -127,6 +131,15 @@ mod tests {
         // Without a dictionary the vocabulary is all loket knows, and it guesses as it always did.
         let guessed = fixed("de maan", &vocabulary, None);
         assert_eq!(guessed, vec![("maan".to_owned(), "maar".to_owned())]);
+    }
+
+    #[test]
+    fn a_compound_yields_only_to_a_knowledge_base_word_one_edit_away() {
+        let vocabulary = Words(vec![("mogelijk", 12), ("retourlabel", 3)]);
+        let dictionary = Dictionary::from_words(["mogen", "lijk", "mogelijk", "retour", "label", "nummer"], true);
+        let fixed_mogenlijk = fixed("mogenlijk", &vocabulary, Some(&dictionary));
+        assert_eq!(fixed_mogenlijk, vec![("mogenlijk".into(), "mogelijk".into())]);
+        assert_eq!(fixed("retournummer", &vocabulary, Some(&dictionary)), vec![], "nothing one edit away");
     }
 
     #[test]
