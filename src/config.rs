@@ -162,8 +162,9 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KnowledgeConfig {
-    /// Directory with `faq/*.yaml` and `locales/*.yaml`. The FAQ files seed the database on first start; from
-    /// then on the database is the source of truth (edited through `KnowledgeService` or `loket kb import`).
+    /// Directory with `faq/*.yaml`, `locales/*.yaml` and the speller's `dictionaries/<language>.txt.zst`. The FAQ
+    /// files seed the database on first start; from then on the database is the source of truth (edited through
+    /// `KnowledgeService` or `loket kb import`).
     pub dir: PathBuf,
     /// Retrain the intent model in the background after knowledge edits, and swap it in when done.
     pub retrain: bool,

@@ -70,6 +70,7 @@ impl App {
             entries = knowledge.base.faqs.len(),
             examples = knowledge.index.len(),
             languages = ?config.languages.supported,
+            dictionary_words = ?knowledge.base.dictionary_words(),
             "knowledge base loaded"
         );
 

@@ -6,9 +6,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::validate::{Violation, check_across, check_entry};
-use super::{Faq, KnowledgeBase, Locale, Translation};
+use super::{Dictionary, Faq, KnowledgeBase, Locale, Translation};
 
 /// One thing wrong with a knowledge-base file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,26 +65,30 @@ pub fn load_dir(dir: &Path, languages: &[String]) -> Result<KnowledgeBase, Vec<P
             Vec::new()
         }
     };
-    let mut locales = BTreeMap::new();
-    for language in languages {
-        let path = dir.join("locales").join(format!("{language}.yaml"));
-        match Locale::load(&path, language) {
-            Ok(locale) => {
-                locales.insert(language.clone(), locale);
-            }
-            Err(problem) => problems.push(problem),
-        }
-    }
+    let locales = load_locales(dir, languages).unwrap_or_else(|found| {
+        problems.extend(found);
+        BTreeMap::new()
+    });
     if problems.is_empty() { Ok(KnowledgeBase::new(faqs, locales)) } else { Err(problems) }
 }
 
-/// The locales of `languages` from `dir/locales`.
+/// The locales of `languages` from `dir/locales`, each with its word list from `dir/dictionaries` when there is
+/// one (`<language>.txt.zst` or `<language>.txt`).
 pub fn load_locales(dir: &Path, languages: &[String]) -> Result<BTreeMap<String, Locale>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut locales = BTreeMap::new();
     for language in languages {
         match Locale::load(&dir.join("locales").join(format!("{language}.yaml")), language) {
-            Ok(locale) => {
+            Ok(mut locale) => {
+                let candidates =
+                    ["txt.zst", "txt"].map(|ext| dir.join("dictionaries").join(format!("{language}.{ext}")));
+                match candidates.iter().find(|path| path.is_file()) {
+                    Some(path) => match Dictionary::read_shared(path, locale.writes_compounds()) {
+                        Ok(dictionary) => locale.set_dictionary(dictionary),
+                        Err(e) => problems.push(Problem { file: path.clone(), line: 0, reason: e.to_string() }),
+                    },
+                    None => warn!(language, "no dictionary: the speller cannot tell typos from words it has not seen"),
+                }
                 locales.insert(language.clone(), locale);
             }
             Err(problem) => problems.push(problem),

@@ -1,28 +1,29 @@
 //! The tantivy search index over FAQ examples (canonical questions and phrasings), one stemmed field per language,
-//! with typo correction and language detection from the indexed vocabulary.
+//! with typo correction (`speller`, with each language's dictionary) and language detection from the indexed
+//! vocabulary.
 //!
 //! Scores: tantivy's BM25 picks the candidates; each candidate example is then scored by the IDF-weighted overlap
 //! of its terms with the message's: `sqrt(covered share of the message * covered share of the example)`, in
 //! [0, 1]. Unlike raw BM25 this means the same thing for every query length and index size, so the policy can
 //! put a threshold on it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use tantivy::collector::TopDocs;
 use tantivy::indexer::NoMergePolicy;
-use tantivy::query::{BooleanQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, DfaWrapper, Occur, Query, TermQuery};
 use tantivy::schema::{FAST, Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{
     AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument, Term};
 
-use super::KnowledgeBase;
+use super::speller::{self, Vocabulary};
+use super::{Dictionary, KnowledgeBase};
 
 /// How many BM25 candidates are rescored per query.
 const CANDIDATES: usize = 100;
-/// Only words at least this long are typo-corrected (short words are too ambiguous).
-const MIN_CORRECTABLE_CHARS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -44,7 +45,7 @@ pub struct SearchHit {
 pub struct SearchResult {
     /// Best first, one per FAQ entry.
     pub hits: Vec<SearchHit>,
-    /// Words replaced by a known word one or two edits away: (typed, used).
+    /// Words no dictionary knows, replaced by a known word one or two edits away: (typed, used).
     pub corrections: Vec<(String, String)>,
 }
 
@@ -61,6 +62,8 @@ struct LanguageFields {
     terms: HashMap<String, u32>,
     /// Per term id: its IDF.
     idfs: Vec<f32>,
+    /// The language's word list: what the speller must leave alone. Shared by every rebuilt index.
+    dictionary: Option<Arc<Dictionary>>,
 }
 
 struct Example {
@@ -80,7 +83,9 @@ pub struct FaqIndex {
     example_of_doc: Vec<Vec<u32>>,
 }
 
-fn analyzer(language: Option<(tantivy::tokenizer::Language, &[String])>) -> TextAnalyzer {
+/// The stemming analyzer of a language (with its stop words), or with `None` the surface analyzer: lowercased,
+/// accents folded, nothing removed but words of 40 bytes or more.
+pub(super) fn analyzer(language: Option<(tantivy::tokenizer::Language, &[String])>) -> TextAnalyzer {
     let builder = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
@@ -100,7 +105,7 @@ fn analyzer(language: Option<(tantivy::tokenizer::Language, &[String])>) -> Text
     }
 }
 
-fn tokens(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
+pub(super) fn tokens(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
     let mut analyzer = analyzer.clone();
     let mut stream = analyzer.token_stream(text);
     let mut out = Vec::new();
@@ -142,6 +147,7 @@ impl FaqIndex {
                 examples: 0,
                 terms: HashMap::new(),
                 idfs: Vec::new(),
+                dictionary: locale.dictionary_shared(),
             };
             fields.insert(code.clone(), fields_of_language);
         }
@@ -241,8 +247,9 @@ impl FaqIndex {
         let empty = SearchResult { hits: Vec::new(), corrections: Vec::new() };
         let Some(f) = self.languages.get(language) else { return empty };
         let searcher = self.reader.searcher();
-        let (corrected, corrections) = self.correct(&searcher, f, text);
-        let mut terms = tokens(&f.stemmed, &corrected);
+        let vocabulary = IndexedWords { searcher: &searcher, fields: f };
+        let (corrected, corrections) = speller::correct(tokens(&f.surface, text), &vocabulary, f.dictionary.as_deref());
+        let mut terms = tokens(&f.stemmed, &corrected.join(" "));
         terms.sort();
         terms.dedup();
         if terms.is_empty() {
@@ -298,51 +305,6 @@ impl FaqIndex {
         SearchResult { hits, corrections }
     }
 
-    /// Replaces unknown words by the most frequent known word within one edit (two for long words).
-    fn correct(&self, searcher: &Searcher, f: &LanguageFields, text: &str) -> (String, Vec<(String, String)>) {
-        let mut corrections = Vec::new();
-        let mut seen = HashSet::new();
-        let words: Vec<String> = tokens(&f.surface, text)
-            .into_iter()
-            .map(|word| {
-                let known = searcher.doc_freq(&Term::from_field_text(f.words, &word)).unwrap_or(0) > 0;
-                let correctable = word.chars().count() >= MIN_CORRECTABLE_CHARS
-                    && word.chars().all(char::is_alphabetic)
-                    && seen.insert(word.clone());
-                if known || !correctable {
-                    return word;
-                }
-                match self.closest_word(searcher, f, &word) {
-                    Some(better) => {
-                        corrections.push((word, better.clone()));
-                        better
-                    }
-                    None => word,
-                }
-            })
-            .collect();
-        (words.join(" "), corrections)
-    }
-
-    fn closest_word(&self, searcher: &Searcher, f: &LanguageFields, word: &str) -> Option<String> {
-        let distance = if word.chars().count() >= 8 { 2 } else { 1 };
-        let automaton = FuzzyTermQuery::new(Term::from_field_text(f.words, word), distance, true).automaton().ok()?;
-        let mut best: Option<(u32, String)> = None;
-        for segment in searcher.segment_readers() {
-            let Ok(inverted) = segment.inverted_index(f.words) else { continue };
-            let Ok(mut stream) = inverted.terms().search(&automaton).into_stream() else { continue };
-            while stream.advance() {
-                let doc_freq = stream.value().doc_freq;
-                if best.as_ref().is_none_or(|(df, _)| doc_freq > *df)
-                    && let Ok(text) = std::str::from_utf8(stream.key())
-                {
-                    best = Some((doc_freq, text.to_owned()));
-                }
-            }
-        }
-        best.map(|(_, word)| word)
-    }
-
     /// Number of indexed examples.
     pub fn len(&self) -> usize {
         self.examples.len()
@@ -350,6 +312,38 @@ impl FaqIndex {
 
     pub fn is_empty(&self) -> bool {
         self.examples.is_empty()
+    }
+}
+
+/// One language's indexed surface words, as the speller sees them.
+struct IndexedWords<'a> {
+    searcher: &'a Searcher,
+    fields: &'a LanguageFields,
+}
+
+impl Vocabulary for IndexedWords<'_> {
+    fn frequency(&self, word: &str) -> u64 {
+        self.searcher.doc_freq(&Term::from_field_text(self.fields.words, word)).unwrap_or(0)
+    }
+
+    fn matching(&self, automaton: &DfaWrapper) -> Vec<(String, u64)> {
+        let mut found = Vec::new();
+        for segment in self.searcher.segment_readers() {
+            let Ok(inverted) = segment.inverted_index(self.fields.words) else { continue };
+            let Ok(mut stream) = inverted.terms().search(automaton).into_stream() else { continue };
+            while stream.advance() {
+                if let Ok(word) = std::str::from_utf8(stream.key()) {
+                    found.push((word.to_owned(), u64::from(stream.value().doc_freq)));
+                }
+            }
+        }
+        found
+    }
+
+    fn stem_frequency(&self, word: &str) -> u64 {
+        // A stop word has no stem in the index: it adds nothing to search.
+        let Some(stem) = tokens(&self.fields.stemmed, word).into_iter().next() else { return 0 };
+        self.searcher.doc_freq(&Term::from_field_text(self.fields.text, &stem)).unwrap_or(0)
     }
 }
 

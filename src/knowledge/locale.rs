@@ -2,12 +2,13 @@
 //! which a customer asks for a person, and the bot's fixed sentences. Adding a language is adding one such file.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use tantivy::tokenizer::Language;
 
-use super::Problem;
 use super::files::yaml_problem;
+use super::{Dictionary, Problem};
 use crate::text::normalize;
 
 /// Small-talk kinds the bot answers itself.
@@ -50,6 +51,9 @@ pub struct Locale {
     /// The phrases above, normalised once at load instead of on every message.
     #[serde(skip)]
     prepared: Prepared,
+    /// The language's word list (`dictionaries/<language>.txt.zst` next to `locales/`), if it has one.
+    #[serde(skip)]
+    dictionary: Option<Arc<Dictionary>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -167,6 +171,25 @@ impl Locale {
             "swedish" => Language::Swedish,
             _ => return None,
         })
+    }
+
+    /// Whether the language writes compounds as one word ("retourlabel", "Rücksendeetikett"), so its word list
+    /// cannot hold them all: the Germanic languages but English, and Finnish.
+    pub fn writes_compounds(&self) -> bool {
+        matches!(self.stemmer.as_str(), "danish" | "dutch" | "finnish" | "german" | "norwegian" | "swedish")
+    }
+
+    /// The language's word list, if it has one.
+    pub fn dictionary(&self) -> Option<&Dictionary> {
+        self.dictionary.as_deref()
+    }
+
+    pub(super) fn dictionary_shared(&self) -> Option<Arc<Dictionary>> {
+        self.dictionary.clone()
+    }
+
+    pub(super) fn set_dictionary(&mut self, dictionary: Arc<Dictionary>) {
+        self.dictionary = Some(dictionary);
     }
 
     /// Whether the normalised message asks for a person.

@@ -1,10 +1,12 @@
 //! The FAQ knowledge base: the entry model, loading and validating `knowledge-base/` files, the per-language
-//! locale texts, and the tantivy index that searches it. Knows nothing of conversations or gRPC.
+//! locale texts and word lists, and the tantivy index that searches it. Knows nothing of conversations or gRPC.
 
+mod dictionary;
 mod files;
 pub mod gaps;
 mod index;
 mod locale;
+mod speller;
 pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,6 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+pub use dictionary::{Dictionary, DictionaryError};
 pub use files::{Problem, export, load_dir, load_locales, parse_files, read_faq_dir};
 pub use index::{FaqIndex, IndexError, SearchHit, SearchResult};
 pub use locale::{Locale, SmallTalk, chosen_option};
@@ -88,6 +91,11 @@ impl KnowledgeBase {
 
     pub fn faq(&self, id: &str) -> Option<&Faq> {
         self.position(id).map(|position| &self.faqs[position])
+    }
+
+    /// Words in each language's dictionary (0: the language has none), for the start-up log.
+    pub fn dictionary_words(&self) -> BTreeMap<&str, usize> {
+        self.locales.iter().map(|(code, l)| (code.as_str(), l.dictionary().map_or(0, |d| d.len()))).collect()
     }
 
     pub fn locale(&self, language: &str) -> &Locale {
