@@ -244,7 +244,8 @@ impl FaqIndex {
     }
 
     /// Of the message's longer words (those typo correction would look at), how many the language's vocabulary
-    /// does not know as typed, and how many there are.
+    /// does not know, and how many there are. A typo counts as known when its correction is a word search uses;
+    /// one corrected into a stop word ("maan" -> "maar") carries no topic, so it stays unknown.
     pub fn unknown_words(&self, text: &str, language: &str) -> (usize, usize) {
         let Some(f) = self.languages.get(language) else { return (0, 0) };
         let searcher = self.reader.searcher();
@@ -252,8 +253,12 @@ impl FaqIndex {
             .into_iter()
             .filter(|w| w.chars().count() >= MIN_CORRECTABLE_CHARS && w.chars().all(char::is_alphabetic))
             .collect();
-        let unknown =
-            words.iter().filter(|w| searcher.doc_freq(&Term::from_field_text(f.words, w)).unwrap_or(0) == 0).count();
+        let known = |word: &str| searcher.doc_freq(&Term::from_field_text(f.words, word)).unwrap_or(0) > 0;
+        let topical = |word: &str| tokens(&f.stemmed, word).iter().any(|t| f.terms.contains_key(t.as_str()));
+        let unknown = words
+            .iter()
+            .filter(|w| !known(w) && self.closest_word(&searcher, f, w).is_none_or(|better| !topical(&better)))
+            .count();
         (unknown, words.len())
     }
 
