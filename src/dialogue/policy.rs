@@ -22,7 +22,7 @@ const EVIDENCE_INTENTS: usize = 5;
 /// How many FAQ entries retrieval scores, so the intent model's choice can be checked against it.
 const RETRIEVAL_DEPTH: usize = 20;
 /// Most questions listed when the customer picks a topic from the menu (the ordinals understood go to six).
-const MENU_TOPIC_QUESTIONS: usize = 5;
+const MENU_TOPIC_QUESTIONS: usize = 6;
 
 /// What the policy was asked about.
 pub struct TurnInput<'a> {
@@ -323,13 +323,15 @@ impl Policy {
                 return Some(self.person_requested(turn, input, locale));
             }
             let category = &menu[choice];
-            let options: Vec<&Faq> = knowledge
+            // By id: the same list whether the entries came from the files or the database.
+            let mut options: Vec<&Faq> = knowledge
                 .base
                 .faqs
                 .iter()
                 .filter(|f| &f.category == category && f.translations.contains_key(input.language))
-                .take(MENU_TOPIC_QUESTIONS)
                 .collect();
+            options.sort_by(|a, b| a.id.cmp(&b.id));
+            options.truncate(MENU_TOPIC_QUESTIONS);
             let topic = locale.category_name(category);
             turn.explanation = format!("the customer chose {category} from the menu");
             turn.skill = options.first().map(|f| f.skill.clone());
@@ -594,7 +596,8 @@ impl Draft {
     }
 }
 
-/// The knowledge base's categories, those with most entries first (ties in file order): what the bot can help with.
+/// The knowledge base's categories, those with most entries first (ties by name, so files and database agree):
+/// what the bot can help with.
 fn categories(knowledge: &Knowledge) -> Vec<String> {
     let mut counted: Vec<(String, usize)> = Vec::new();
     for faq in &knowledge.base.faqs {
@@ -603,8 +606,7 @@ fn categories(knowledge: &Knowledge) -> Vec<String> {
             None => counted.push((faq.category.clone(), 1)),
         }
     }
-    // Stable: equal counts keep their order of appearance.
-    counted.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    counted.sort_by(|(a, n), (b, m)| m.cmp(n).then_with(|| a.cmp(b)));
     counted.into_iter().map(|(c, _)| c).collect()
 }
 

@@ -281,3 +281,57 @@ async fn declined_questions_are_their_own_kpi_not_a_handoff() {
     let handed = kpis.handoff_rate.unwrap();
     assert_eq!((handed.count, handed.total), (1, 3), "only the accepted offer is a hand-off");
 }
+
+/// The scripted conversations of tests/data/conversations.yaml through the real service: an agent claims and
+/// resolves where the script says so, typed ratings must land on that hand-off. Same floors as the offline run.
+#[tokio::test]
+async fn scripted_conversations_through_the_api() {
+    use loket::dialogue::eval::read_conversations;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conversations.yaml");
+    let conversations = read_conversations(&path).unwrap();
+    let (server, _dir) = fresh_server().await;
+    let mut chat = server.chat().await;
+    let (mut turns, mut turns_passed, mut passed) = (0, 0, 0);
+    for scripted in &conversations {
+        let id = conversation_id(&start_conversation(&mut chat, &scripted.language).await);
+        let mut all_ok = true;
+        let mut resolved = None;
+        for turn in &scripted.turns {
+            let (Some(text), Some(expect)) = (&turn.say, &turn.expect) else {
+                resolved = Some(resolve_open_handoff(&server, &id).await);
+                continue;
+            };
+            let response = send(&mut chat, &id, text).await;
+            let decision = response.decision.as_ref().unwrap();
+            let mut parts = expect.split_whitespace();
+            let want_kind = parts.next().unwrap();
+            let want_detail = parts.next();
+            let got_kind = format!("{:?}", decision.kind()).to_lowercase();
+            let kind_ok = got_kind.replace('_', "") == want_kind.replace('_', "");
+            let detail_ok = match (decision.kind(), want_detail) {
+                (_, None) => true,
+                (DecisionKind::Answer, Some(id)) => decision.answer_faq_id == id,
+                (DecisionKind::Clarify, Some(id)) => decision.clarify_options.iter().any(|o| o == id),
+                (DecisionKind::Handoff, Some(reason)) => {
+                    format!("{:?}", decision.handoff_reason()).to_lowercase() == reason.replace('_', "")
+                }
+                (DecisionKind::Rating, Some(score)) => {
+                    rating_of(&server, resolved.as_deref().unwrap()).await.to_string() == score
+                }
+                _ => false,
+            };
+            let language_ok = turn.in_language.as_ref().is_none_or(|l| *l == decision.language);
+            turns += 1;
+            if kind_ok && detail_ok && language_ok {
+                turns_passed += 1;
+            } else {
+                all_ok = false;
+                eprintln!("{:?}: {text:?} expected {expect}, got {decision:?}", scripted.name);
+            }
+        }
+        passed += usize::from(all_ok);
+    }
+    eprintln!("through the API: {passed} / {} conversations, {turns_passed} / {turns} turns", conversations.len());
+    assert!(turns_passed * 100 >= turns * 80, "{turns_passed} / {turns} turns");
+    assert!(passed * 100 >= conversations.len() * 70, "{passed} / {} conversations", conversations.len());
+}
