@@ -239,7 +239,7 @@ impl Policy {
             // Declined once with an offer of a colleague; a customer who keeps trying gets one anyway.
             if input.memory.offered_person && failed_turns >= self.config.max_failed_turns {
                 turn.handoff(HandoffReason::RepeatedFailure, "off-topic again after the bot declined");
-                turn.say(&locale.replies.handoff_requested, None);
+                turn.say(&locale.replies.handoff_unsure, None);
                 return self.finish(turn, input, DialogueMemory::default());
             }
             turn.kind = DecisionKind::OffTopic;
@@ -531,7 +531,9 @@ impl Policy {
         // The hand-off the bot asked a rating for stays rateable until it is rated (the service clears it then).
         memory.rating_handoff = input.memory.rating_handoff.clone();
         let replies = turn.replies.into_iter().map(|r| Reply { text: shorten(&r.text, limit), ..r }).collect();
-        let answer_faq_id = (turn.kind == DecisionKind::Answer).then(|| turn.matches[0].faq_id.clone());
+        // `answer` puts the answered entry first.
+        let answer_faq_id =
+            turn.matches.first().filter(|_| turn.kind == DecisionKind::Answer).map(|m| m.faq_id.clone());
         let mut matches = turn.matches;
         // Best first, whatever was answered (that is `answer_faq_id`).
         matches.sort_by(|a, b| b.score.total_cmp(&a.score));
