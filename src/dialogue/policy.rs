@@ -645,6 +645,9 @@ mod tests {
         );
         assert!(basic.intent_min_confidence < standard.intent_min_confidence);
         assert!(standard.intent_min_confidence < advanced.intent_min_confidence);
+        // ... and decline off-topic questions less readily.
+        assert!(basic.off_topic_min_confidence < standard.off_topic_min_confidence);
+        assert!(standard.off_topic_min_confidence < advanced.off_topic_min_confidence);
         let english = policy.thresholds("en", Tier::Standard);
         assert_eq!((english.answer_min_score, english.intent_min_confidence), (0.6, 0.7));
         assert_eq!(english.answer_min_margin, standard.answer_min_margin, "not overridden: the default");

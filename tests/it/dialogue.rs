@@ -335,3 +335,26 @@ async fn scripted_conversations_through_the_api() {
     assert!(turns_passed * 100 >= turns * 80, "{turns_passed} / {turns} turns");
     assert!(passed * 100 >= conversations.len() * 70, "{passed} / {} conversations", conversations.len());
 }
+
+#[tokio::test]
+async fn odd_replies_get_a_sensible_decision_and_are_never_lost() {
+    let (server, _dir) = fresh_server().await;
+    let mut chat = server.chat().await;
+    // Emoji only, digits only, punctuation only: the menu, nothing queued.
+    for text in ["👍👍", "12345", "?!"] {
+        let id = conversation_id(&start_conversation(&mut chat, "nl").await);
+        let response = send(&mut chat, &id, text).await;
+        assert_eq!(kind(&response), DecisionKind::Menu, "{text:?}: {:?}", response.decision);
+        assert_eq!(response.message.unwrap().text, text, "stored as sent");
+    }
+    // A number with nothing pending is not a rating; a rating typed while a person owns the conversation is
+    // kept for the agent.
+    let id = conversation_id(&start_conversation(&mut chat, "en").await);
+    assert_ne!(kind(&send(&mut chat, &id, "4").await), DecisionKind::Rating);
+    assert_eq!(kind(&send(&mut chat, &id, "i want to talk to a person").await), DecisionKind::Handoff);
+    let queued = send(&mut chat, &id, "5").await;
+    assert_eq!(kind(&queued), DecisionKind::Silent);
+    // An unknown language code is a precise error.
+    let request = pb::StartConversationRequest { customer_id: "c".into(), language: "xx".into(), ..Default::default() };
+    assert_eq!(chat.start_conversation(request).await.unwrap_err().code(), Code::InvalidArgument);
+}
