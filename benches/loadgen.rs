@@ -359,6 +359,9 @@ fn kind_name(kind: DecisionKind) -> &'static str {
         DecisionKind::Handoff => "handoff",
         DecisionKind::SmallTalk => "small_talk",
         DecisionKind::Silent => "silent",
+        DecisionKind::OffTopic => "off_topic",
+        DecisionKind::Menu => "menu",
+        DecisionKind::Rating => "rating",
     }
 }
 

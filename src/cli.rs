@@ -200,8 +200,9 @@ enum Command {
     Eval {
         #[command(flatten)]
         common: Common,
-        /// `heldout`: `lang<TAB>expected<TAB>text` phrasings through the policy; `clinc150`: CLINC150's
-        /// data_full.json; `csv`: `text,label` files given with --train and --test.
+        /// `heldout`: `lang<TAB>expected<TAB>text` phrasings through the policy; `conversations`: whole
+        /// conversations (YAML) with every turn's expected decision; `clinc150`: CLINC150's data_full.json;
+        /// `csv`: `text,label` files given with --train and --test.
         #[arg(long, value_enum, default_value = "heldout")]
         format: EvalFormat,
         /// The evaluation file (heldout, clinc150).
@@ -228,7 +229,8 @@ enum Command {
         /// Seed of the classifier's training.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Also list the wrongly answered phrasings (heldout format).
+        /// Also list the wrongly answered phrasings and the out-of-scope outcomes (heldout format), or the failed
+        /// turns (conversations format).
         #[arg(long)]
         verbose: bool,
     },
@@ -314,6 +316,7 @@ enum ProtocolArg {
 #[derive(Clone, Copy, ValueEnum)]
 enum EvalFormat {
     Heldout,
+    Conversations,
     Clinc150,
     Csv,
 }
@@ -515,6 +518,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = common.config()?;
             match format {
                 EvalFormat::Heldout => eval_heldout(&config, &data, verbose),
+                EvalFormat::Conversations => eval_conversations(&config, &data, verbose),
                 EvalFormat::Clinc150 => {
                     let clinc = intent::data::read_clinc150(&data)?;
                     let protocol = match protocol {
@@ -622,6 +626,24 @@ fn eval_heldout(config: &Config, data: &Path, verbose: bool) -> anyhow::Result<(
             for (text, expected, given) in &report.wrong {
                 println!("  wrong: {text:?} expected {expected}, answered {given}");
             }
+            for (text, kind) in &report.out_of_scope_outcomes {
+                println!("  out of scope: {text:?} -> {}", kind.as_str());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn eval_conversations(config: &Config, data: &Path, verbose: bool) -> anyhow::Result<()> {
+    let knowledge = Knowledge::load(&config.knowledge.dir, &config.languages.supported)?;
+    let conversations = eval::read_conversations(data).map_err(anyhow::Error::msg)?;
+    let policy = Policy::new(config.policy.clone(), config.channels.clone());
+    let model = LiveModel::open(&config.intent.model_dir).current();
+    let report = eval::evaluate_conversations(&knowledge, model.as_deref(), &policy, &conversations);
+    println!("{}:\n{report}", data.display());
+    if verbose {
+        for (name, turn, text, expected, got) in &report.failures {
+            println!("  {name:?} turn {turn}: {text:?} expected {expected}, got {got}");
         }
     }
     Ok(())

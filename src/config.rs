@@ -216,6 +216,12 @@ pub struct PolicyConfig {
     pub retrieval_agree_min: f32,
     /// Confidence at which the model's greeting / thanks / goodbye / person / frustration intents are acted on.
     pub conversational_min_confidence: f32,
+    /// Probability of the model's out-of-scope class at which a message nothing in the FAQ matches is declined as
+    /// off-topic (with the offer of a colleague) instead of handed off; the model's own out-of-scope verdict
+    /// counts too. Shifted by tier like `answer_min_score`.
+    pub off_topic_min_confidence: f32,
+    /// Topics (FAQ categories, most entries first) listed in the menu for a message that names none.
+    pub menu_max_options: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -376,6 +382,9 @@ impl Default for PolicyConfig {
             intent_clarify_min: 0.1,
             retrieval_agree_min: 0.2,
             conversational_min_confidence: 0.6,
+            // The bar at which the model's other non-FAQ intents are acted on (`conversational_min_confidence`).
+            off_topic_min_confidence: 0.6,
+            menu_max_options: 5,
         }
     }
 }

@@ -42,7 +42,16 @@ named_enum!(
 );
 named_enum!(
     /// What the bot decided to do with a customer message.
-    DecisionKind { Answer => "answer", Clarify => "clarify", Handoff => "handoff", SmallTalk => "small_talk", Silent => "silent" }
+    DecisionKind {
+        Answer => "answer",
+        Clarify => "clarify",
+        Handoff => "handoff",
+        SmallTalk => "small_talk",
+        Silent => "silent",
+        OffTopic => "off_topic",
+        Menu => "menu",
+        Rating => "rating",
+    }
 );
 named_enum!(
     /// Why a conversation went to a human.
@@ -105,6 +114,29 @@ pub struct DialogueMemory {
     /// The skill of the most recent FAQ topic the customer asked about, for routing a later hand-off.
     #[serde(default)]
     pub last_skill: Option<String>,
+    /// Menu options offered in the last bot turn (category names, or [`MENU_PERSON`]), in the order listed.
+    #[serde(default)]
+    pub pending_menu: Vec<String>,
+    /// The last bot turn asked for a 1-5 rating: a short reply is read as one.
+    #[serde(default)]
+    pub pending_rating: bool,
+    /// The last bot turn offered to connect a colleague: "ja" / "no thanks" answers that.
+    #[serde(default)]
+    pub offered_person: bool,
+    /// The resolved hand-off the bot asked a rating for and that is not rated yet. Kept across turns (and later
+    /// hand-offs) until it is rated or another resolution asks again, so a rating never lands on the wrong one.
+    #[serde(default)]
+    pub rating_handoff: Option<String>,
+}
+
+/// The menu option that means "a person".
+pub const MENU_PERSON: &str = "person";
+
+impl DialogueMemory {
+    /// What the bot remembers after an agent resolved `handoff_id`: it asked for a rating of that hand-off.
+    pub fn after_resolution(handoff_id: &str) -> DialogueMemory {
+        DialogueMemory { pending_rating: true, rating_handoff: Some(handoff_id.to_owned()), ..Default::default() }
+    }
 }
 
 /// One event of a conversation: a message or a state change. Events are numbered per conversation.
@@ -151,6 +183,9 @@ pub struct Decision {
     pub intents: Vec<IntentScore>,
     pub clarify_options: Vec<String>,
     pub handoff_reason: Option<HandoffReason>,
+    /// For an answer: the FAQ entry answered (the matches are in score order, so it need not be the first).
+    #[serde(default)]
+    pub answer_faq_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

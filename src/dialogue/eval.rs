@@ -1,11 +1,12 @@
-//! Offline evaluation of the decision policy on a file of held-out customer phrasings
-//! (`lang<TAB>expected<TAB>text`, expected being an FAQ id or `oos`), through the same code path as the service.
+//! Offline evaluation of the decision policy, through the same code path as the service: single held-out customer
+//! phrasings (`lang<TAB>expected<TAB>text`, expected being an FAQ id or `oos`), and whole conversations with the
+//! expected decision of every turn (`conversations` format, see [`read_conversations`]).
 
 use std::fmt;
 use std::path::Path;
 
 use super::{Policy, TurnInput};
-use crate::conversation::{Channel, DecisionKind, DialogueMemory, Tier};
+use crate::conversation::{Channel, Conversation, DecisionKind, DialogueMemory, State, Tier};
 use crate::intent::IntentModel;
 use crate::knowledge::Knowledge;
 
@@ -33,6 +34,12 @@ pub struct HeldoutReport {
     pub out_of_scope: usize,
     /// Out-of-scope phrasings that got an FAQ answer.
     pub out_of_scope_answered: usize,
+    /// Out-of-scope phrasings declined as off-topic (the offer of a colleague, nobody queued).
+    pub out_of_scope_declined: usize,
+    /// Out-of-scope phrasings handed to a person.
+    pub out_of_scope_handed_off: usize,
+    /// What became of every out-of-scope phrasing: (text, decision kind).
+    pub out_of_scope_outcomes: Vec<(String, DecisionKind)>,
     /// The in-scope phrasings answered wrongly: (text, expected, given).
     pub wrong: Vec<(String, String, String)>,
 }
@@ -68,11 +75,23 @@ impl fmt::Display for HeldoutReport {
         )?;
         writeln!(f, "  not answered (hand-off or other clarification): {}", self.not_answered)?;
         writeln!(f, "out-of-scope phrasings:        {}", self.out_of_scope)?;
-        write!(
+        writeln!(
             f,
             "  wrongly answered:            {} ({:.1}%)",
             self.out_of_scope_answered,
             pct(self.out_of_scope_answered, self.out_of_scope)
+        )?;
+        writeln!(
+            f,
+            "  declined as off-topic:       {} ({:.1}%)",
+            self.out_of_scope_declined,
+            pct(self.out_of_scope_declined, self.out_of_scope)
+        )?;
+        write!(
+            f,
+            "  handed to a person:          {} ({:.1}%)",
+            self.out_of_scope_handed_off,
+            pct(self.out_of_scope_handed_off, self.out_of_scope)
         )
     }
 }
@@ -116,10 +135,13 @@ pub fn evaluate(
             memory: &memory,
         };
         let decision = policy.decide(knowledge, model, &input).decision;
-        let answered = (decision.kind == DecisionKind::Answer).then(|| decision.faq_matches[0].faq_id.clone());
+        let answered = decision.answer_faq_id.clone();
         if phrasing.expected == OUT_OF_SCOPE {
             report.out_of_scope += 1;
             report.out_of_scope_answered += usize::from(answered.is_some());
+            report.out_of_scope_declined += usize::from(decision.kind == DecisionKind::OffTopic);
+            report.out_of_scope_handed_off += usize::from(decision.kind == DecisionKind::Handoff);
+            report.out_of_scope_outcomes.push((phrasing.text.clone(), decision.kind));
             continue;
         }
         report.in_scope += 1;
@@ -132,6 +154,188 @@ pub fn evaluate(
             None if decision.clarify_options.contains(&phrasing.expected) => report.clarified_with_expected += 1,
             None => report.not_answered += 1,
         }
+    }
+    report
+}
+
+/// One conversation of a conversations file: who speaks, and what the bot is expected to decide each turn.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedConversation {
+    pub name: String,
+    /// The language the front-end started the conversation in (then it changes only when a message is clearly
+    /// in another served language).
+    pub language: String,
+    #[serde(default)]
+    pub tier: Option<String>,
+    pub turns: Vec<ScriptedTurn>,
+}
+
+/// A customer message with its expected decision, or an agent resolving the open hand-off.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedTurn {
+    #[serde(default)]
+    pub say: Option<String>,
+    /// `answer [faq-id]`, `clarify [faq-id offered]`, `handoff [reason]`, `off_topic`, `menu`, `rating [score]`,
+    /// `small_talk`, `silent`.
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// The language the message is expected to be handled in, when it matters.
+    #[serde(default)]
+    pub in_language: Option<String>,
+    /// `resolve`: an agent resolved the hand-off; the bot asks for a rating.
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+/// How the scripted conversations went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationsReport {
+    pub conversations: usize,
+    /// Conversations in which every turn went as expected.
+    pub conversations_passed: usize,
+    pub turns: usize,
+    pub turns_passed: usize,
+    /// (conversation, turn number, text, expected, got).
+    pub failures: Vec<(String, usize, String, String, String)>,
+}
+
+impl fmt::Display for ConversationsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pct = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
+        writeln!(
+            f,
+            "conversations passed:  {} / {} ({:.1}%)",
+            self.conversations_passed,
+            self.conversations,
+            pct(self.conversations_passed, self.conversations)
+        )?;
+        write!(
+            f,
+            "turns passed:          {} / {} ({:.1}%)",
+            self.turns_passed,
+            self.turns,
+            pct(self.turns_passed, self.turns)
+        )
+    }
+}
+
+/// Reads a conversations file (YAML: a list of conversations); every problem names the conversation.
+pub fn read_conversations(path: &Path) -> Result<Vec<ScriptedConversation>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let conversations: Vec<ScriptedConversation> =
+        serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    for c in &conversations {
+        for (n, turn) in c.turns.iter().enumerate() {
+            let ok = match (&turn.say, &turn.expect, &turn.agent) {
+                (Some(_), Some(expect), None) => parse_expectation(expect).is_some(),
+                (None, None, Some(agent)) => agent == "resolve",
+                _ => false,
+            };
+            if !ok {
+                return Err(format!(
+                    "{}: conversation {:?}, turn {}: needs `say` with a valid `expect`, or `agent: resolve`",
+                    path.display(),
+                    c.name,
+                    n + 1
+                ));
+            }
+        }
+    }
+    Ok(conversations)
+}
+
+fn parse_expectation(expect: &str) -> Option<(DecisionKind, Option<&str>)> {
+    let mut parts = expect.split_whitespace();
+    let kind = DecisionKind::parse(parts.next()?)?;
+    let detail = parts.next();
+    parts.next().is_none().then_some((kind, detail))
+}
+
+/// Plays every conversation through the policy as the service would: the conversation's language, the memory
+/// carried between turns, silence while a person owns it, and the rating question after a resolution.
+pub fn evaluate_conversations(
+    knowledge: &Knowledge,
+    model: Option<&IntentModel>,
+    policy: &Policy,
+    conversations: &[ScriptedConversation],
+) -> ConversationsReport {
+    let mut report = ConversationsReport { conversations: conversations.len(), ..Default::default() };
+    for scripted in conversations {
+        let mut conversation = Conversation {
+            id: scripted.name.clone(),
+            customer_id: "eval".into(),
+            tier: scripted.tier.as_deref().and_then(Tier::parse).unwrap_or(Tier::Standard),
+            channel: Channel::Chat,
+            language: scripted.language.clone(),
+            language_fixed: true,
+            metadata: Default::default(),
+            state: State::Bot,
+            created_at: 0,
+            updated_at: 0,
+            last_seq: 0,
+            memory: DialogueMemory::default(),
+            owner: None,
+        };
+        let mut handoffs = 0;
+        let mut passed = true;
+        for (n, turn) in scripted.turns.iter().enumerate() {
+            let (Some(text), Some(expect)) = (&turn.say, &turn.expect) else {
+                // An agent resolved the hand-off: the bot is back and asked for a rating of it.
+                conversation.state = State::Bot;
+                conversation.memory = DialogueMemory::after_resolution(&format!("h{handoffs}"));
+                continue;
+            };
+            let language = super::message_language(knowledge, &conversation, text);
+            conversation.language = language.clone();
+            let got = if conversation.state.human_owned() {
+                (DecisionKind::Silent, None)
+            } else {
+                let input = TurnInput {
+                    text,
+                    language: &language,
+                    tier: conversation.tier,
+                    channel: conversation.channel,
+                    memory: &conversation.memory,
+                };
+                let outcome = policy.decide(knowledge, model, &input);
+                conversation.memory = outcome.memory;
+                let decision = outcome.decision;
+                let detail = match decision.kind {
+                    DecisionKind::Answer => decision.answer_faq_id.clone(),
+                    DecisionKind::Handoff => decision.handoff_reason.map(|r| r.as_str().to_owned()),
+                    DecisionKind::Rating => outcome.rating.map(|s| s.to_string()),
+                    DecisionKind::Clarify => Some(decision.clarify_options.join(",")),
+                    _ => None,
+                };
+                if outcome.rating.is_some() {
+                    conversation.memory.rating_handoff = None;
+                }
+                if decision.handoff_reason.is_some() {
+                    conversation.state = State::Queued;
+                    handoffs += 1;
+                }
+                (decision.kind, detail)
+            };
+            report.turns += 1;
+            let (want_kind, want_detail) = parse_expectation(expect).unwrap_or((DecisionKind::Silent, None));
+            let detail_ok = match (want_kind, want_detail, &got.1) {
+                (_, None, _) => true,
+                (DecisionKind::Clarify, Some(id), Some(offered)) => offered.split(',').any(|o| o == id),
+                (_, Some(want), Some(have)) => want == have,
+                (_, Some(_), None) => false,
+            };
+            let language_ok = turn.in_language.as_ref().is_none_or(|l| *l == language);
+            if got.0 == want_kind && detail_ok && language_ok {
+                report.turns_passed += 1;
+            } else {
+                passed = false;
+                let have = format!("{} {} in {language}", got.0.as_str(), got.1.unwrap_or_default());
+                report.failures.push((scripted.name.clone(), n + 1, text.clone(), expect.clone(), have));
+            }
+        }
+        report.conversations_passed += usize::from(passed);
     }
     report
 }

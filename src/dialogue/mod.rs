@@ -20,8 +20,8 @@ pub use policy::{Outcome, Policy, Reply, TurnInput};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::conversation::{
-    Author, Channel, Conversation, Decision, DecisionKind, DialogueMemory, Event, EventBody, HandoffReason, Message,
-    State, StateChange, Tier, Turn,
+    Author, Channel, Conversation, Decision, DecisionKind, DialogueMemory, Event, EventBody, Handoff, HandoffReason,
+    HandoffState, Message, State, StateChange, Tier, Turn,
 };
 use crate::error::{Error, Result};
 use crate::handoff::{self, QueueEventKind, QueueHub, Schedules};
@@ -257,7 +257,7 @@ impl Dialogue {
             if let Some(id) = client_message_id
                 && let Some(turn) = self.store.turn(conversation_id, id).await?
             {
-                return Ok(SendOutcome { turn, replayed: true });
+                return replay(turn, id, text);
             }
             return Err(Error::FailedPrecondition(format!("conversation {conversation_id} has ended")));
         }
@@ -266,7 +266,9 @@ impl Dialogue {
 
         // Held for this message only: an edit or a model swapped in meanwhile applies from the next message on.
         let knowledge = self.knowledge.current();
-        let language = self.message_language(&knowledge, &conversation, text);
+        let language = message_language(&knowledge, &conversation, text);
+        // The conversation follows the customer into another served language.
+        conversation.language = language.clone();
         conversation.updated_at = self.clock.now_millis();
         let customer = Message {
             id: uuid::Uuid::new_v4().to_string(),
@@ -279,6 +281,7 @@ impl Dialogue {
         let message = self.next_event(&mut conversation, EventBody::Message(customer));
         let mut events = vec![message.clone()];
         let mut opened = None;
+        let mut rated = None;
         let mut gap = None;
         let (decision, replies) = if conversation.state.human_owned() {
             (silent_decision(&language), Vec::new())
@@ -296,6 +299,9 @@ impl Dialogue {
                 },
             );
             conversation.memory = outcome.memory;
+            if let Some(score) = outcome.rating {
+                rated = self.typed_rating(&mut conversation, score).await?;
+            }
             gap = knowledge_gap(&conversation, &outcome.decision, text, conversation.updated_at);
             let mut texts = outcome.replies;
             if outcome.decision.handoff_reason.is_some() {
@@ -334,12 +340,9 @@ impl Dialogue {
             (outcome.decision, replies)
         };
         let turn = Turn { message, replies, decision, state: conversation.state };
-        let commit = Commit {
-            turn: Some(&turn),
-            handoff: opened.as_ref().map(|h| (h, None)),
-            gap: gap.as_ref(),
-            ..Commit::new(&conversation, &events)
-        };
+        // A turn opens a hand-off or rates a resolved one, never both (a rating is a whole turn of its own).
+        let handoff = opened.as_ref().map(|h| (h, None)).or(rated.as_ref().map(|h| (h, Some(HandoffState::Resolved))));
+        let commit = Commit { turn: Some(&turn), handoff, gap: gap.as_ref(), ..Commit::new(&conversation, &events) };
         match self.store.commit(commit).await {
             Ok(()) => {}
             // Another replica or a racing retry stored the same client message first: answer as it did.
@@ -349,7 +352,11 @@ impl Dialogue {
                     self.store.turn(conversation_id, id).await?.ok_or_else(|| {
                         Error::Store(StoreError::Corrupt(format!("turn of client message {id} missing")))
                     })?;
-                return Ok(SendOutcome { turn, replayed: true });
+                return replay(turn, id, text);
+            }
+            // The hand-off was rated through `RateConversation` between reading and committing.
+            Err(StoreError::Conflict) if rated.is_some() => {
+                return Err(Error::Aborted("the hand-off was rated meanwhile; send the message again".into()));
             }
             Err(e) => return Err(e.into()),
         }
@@ -485,12 +492,25 @@ impl Dialogue {
         }
     }
 
-    /// The conversation's fixed language, else the language the text is written in, else the conversation's.
-    fn message_language(&self, knowledge: &Knowledge, conversation: &Conversation, text: &str) -> String {
-        if conversation.language_fixed {
-            return conversation.language.clone();
+    /// Puts a rating typed in reply to the rating question on the hand-off it was asked for, by the same rule as
+    /// `RateConversation`. A rating that cannot be stored (already given through the API, the hand-off gone) is
+    /// still thanked for; the turn is not failed over it.
+    async fn typed_rating(&self, conversation: &mut Conversation, score: u8) -> Result<Option<Handoff>> {
+        let handoff = match conversation.memory.rating_handoff.take() {
+            Some(id) => self.store.handoff(&id).await?,
+            None => self.store.latest_handoff(&conversation.id).await?,
+        };
+        let Some(mut handoff) = handoff else { return Ok(None) };
+        match handoff::rate(&mut handoff, i32::from(score), "", conversation.updated_at) {
+            Ok(()) => {
+                info!(conversation_id = %conversation.id, score, "conversation rated in a message");
+                Ok(Some(handoff))
+            }
+            Err(error) => {
+                info!(conversation_id = %conversation.id, %error, "typed rating not stored");
+                Ok(None)
+            }
         }
-        knowledge.index.detect_language(text).unwrap_or_else(|| conversation.language.clone())
     }
 
     /// Holds the conversation for one operation, in this process and on every replica sharing the database.
@@ -535,6 +555,29 @@ impl Dialogue {
     }
 }
 
+/// The language to handle a message in: the conversation's, unless the message is clearly written in another
+/// served language (then the conversation follows it, even when the front-end gave a language at start).
+pub fn message_language(knowledge: &Knowledge, conversation: &Conversation, text: &str) -> String {
+    let detected = if conversation.language_fixed {
+        knowledge.index.clearly_other_language(text, &conversation.language)
+    } else {
+        knowledge.index.detect_language(text)
+    };
+    detected.unwrap_or_else(|| conversation.language.clone())
+}
+
+/// The stored outcome of a retry, unless the client message id was first used for another text.
+fn replay(turn: Turn, client_message_id: &str, text: &str) -> Result<SendOutcome> {
+    let first = turn.message.message().map(|m| m.text.as_str()).unwrap_or_default();
+    if first != text {
+        return Err(Error::AlreadyExists(format!(
+            "client_message_id {client_message_id:?} was already used for another message in this conversation; \
+             use a new id for a new message"
+        )));
+    }
+    Ok(SendOutcome { turn, replayed: true })
+}
+
 pub(crate) fn bot_message(text: String, language: &str, faq_id: Option<String>) -> EventBody {
     EventBody::Message(Message {
         id: uuid::Uuid::new_v4().to_string(),
@@ -555,6 +598,7 @@ fn silent_decision(language: &str) -> Decision {
         intents: Vec::new(),
         clarify_options: Vec::new(),
         handoff_reason: None,
+        answer_faq_id: None,
     }
 }
 

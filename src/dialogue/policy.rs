@@ -6,11 +6,11 @@
 
 use crate::config::{ChannelsConfig, PolicyConfig};
 use crate::conversation::{
-    Channel, Decision, DecisionKind, DialogueMemory, FaqMatch, HandoffReason, IntentScore, Tier,
+    Channel, Decision, DecisionKind, DialogueMemory, FaqMatch, HandoffReason, IntentScore, MENU_PERSON, Tier,
 };
 use crate::intent::IntentModel;
-use crate::intent::data::{FRUSTRATION, GOODBYE, GREETING, HUMAN_REQUEST, THANKS};
-use crate::knowledge::{Faq, Knowledge, SmallTalk, chosen_option};
+use crate::intent::data::{FRUSTRATION, GOODBYE, GREETING, HUMAN_REQUEST, OUT_OF_SCOPE, THANKS};
+use crate::knowledge::{Faq, Knowledge, Locale, SmallTalk, chosen_option};
 use crate::text::{normalize, shorten};
 
 /// Longest first question kept for a hand-off summary.
@@ -21,6 +21,8 @@ const TERSE_WORDS: usize = 2;
 const EVIDENCE_INTENTS: usize = 5;
 /// How many FAQ entries retrieval scores, so the intent model's choice can be checked against it.
 const RETRIEVAL_DEPTH: usize = 20;
+/// Most questions listed when the customer picks a topic from the menu (the ordinals understood go to six).
+const MENU_TOPIC_QUESTIONS: usize = 6;
 
 /// What the policy was asked about.
 pub struct TurnInput<'a> {
@@ -44,6 +46,8 @@ pub struct Outcome {
     pub decision: Decision,
     pub replies: Vec<Reply>,
     pub memory: DialogueMemory,
+    /// A 1-5 rating the customer typed in reply to the rating question, for `memory.rating_handoff`.
+    pub rating: Option<u8>,
 }
 
 /// The thresholds in force for one turn, after language overrides and the tier shift.
@@ -54,6 +58,7 @@ pub struct Thresholds {
     pub clarify_min_score: f32,
     pub intent_min_confidence: f32,
     pub intent_min_margin: f32,
+    pub off_topic_min_confidence: f32,
 }
 
 pub struct Policy {
@@ -68,6 +73,8 @@ struct Evidence {
     /// Label and calibrated probability, best first; empty without a model.
     intents: Vec<(String, f32)>,
     out_of_scope: bool,
+    /// The model's probability of its explicit out-of-scope class (0 without a model or such a class).
+    out_of_scope_class: f32,
     /// One- or two-word messages ("retour", "mijn account") are ambiguous however sure the model sounds.
     terse: bool,
     /// Retrieval's best entry is one the model was not trained on (created or edited since) or learned too
@@ -110,6 +117,8 @@ impl Policy {
             intent_min_confidence: (over.intent_min_confidence.unwrap_or(c.intent_min_confidence) + shift)
                 .clamp(0.0, 1.0),
             intent_min_margin: over.intent_min_margin.unwrap_or(c.intent_min_margin),
+            // A person sooner (positive shift) also means the bot declines less readily.
+            off_topic_min_confidence: (c.off_topic_min_confidence + shift).clamp(0.0, 1.0),
         }
     }
 
@@ -131,12 +140,16 @@ impl Policy {
 
         let found = knowledge.index.search(input.text, input.language, RETRIEVAL_DEPTH);
         let terse = normalized.split(' ').filter(|w| !w.is_empty()).count() <= TERSE_WORDS;
-        let (intents, out_of_scope) = match model {
+        let (intents, out_of_scope, out_of_scope_class) = match model {
             Some(model) => {
-                let prediction = model.classify(input.text, EVIDENCE_INTENTS);
-                (prediction.ranking, prediction.out_of_scope)
+                // The whole ranking, so the out-of-scope class's probability is known even when it is not among
+                // the best few.
+                let mut prediction = model.classify(input.text, usize::MAX);
+                let oos = prediction.ranking.iter().find(|(label, _)| label == OUT_OF_SCOPE).map_or(0.0, |r| r.1);
+                prediction.ranking.truncate(EVIDENCE_INTENTS);
+                (prediction.ranking, prediction.out_of_scope, oos)
             }
-            None => (Vec::new(), false),
+            None => (Vec::new(), false, 0.0),
         };
         let top_hit_new = match (model, found.hits.first()) {
             (Some(model), Some(hit)) => {
@@ -146,7 +159,7 @@ impl Policy {
             _ => false,
         };
         let hits = found.hits.iter().map(|h| (h.faq, h.score)).collect();
-        let evidence = Evidence { hits, intents, out_of_scope, terse, top_hit_new };
+        let evidence = Evidence { hits, intents, out_of_scope, out_of_scope_class, terse, top_hit_new };
         turn.intents = evidence
             .intents
             .iter()
@@ -173,22 +186,19 @@ impl Policy {
         }
 
         // Humans stay reachable: asking for one is never argued with.
-        if locale.asks_for_human(&normalized) || evidence.says(HUMAN_REQUEST, conversational) {
-            // "I want a person" names no topic: route by what the conversation was about, if anything.
-            if input.memory.last_skill.is_some() {
-                turn.skill = input.memory.last_skill.clone();
-            }
-            turn.handoff(HandoffReason::CustomerRequest, "the customer asked for a person");
-            turn.say(&locale.replies.handoff_requested, None);
-            return self.finish(turn, input, DialogueMemory::default());
+        if locale.asks_for_human(&normalized) {
+            return self.person_requested(turn, input, locale);
         }
-        let pending = &input.memory.pending_options;
-        if let Some(choice) = chosen_option(&normalized, pending.len())
-            && let Some(faq) = knowledge.base.faq(&pending[choice])
-        {
-            turn.explanation = format!("the customer chose option {} of the clarifying question", choice + 1);
-            turn.matches = vec![faq_match(faq, input.language, 1.0)];
-            return self.answer(turn, input, faq);
+        // A question the bot asked last shapes how a short reply is read.
+        if let Some(outcome) = self.pending_reply(knowledge, input, locale, &normalized, &mut turn) {
+            return outcome;
+        }
+        // "help", "vraag", "🙂", "12": no topic to go on, so show what the bot can do instead of guessing.
+        if locale.is_vague(&normalized) || !normalized.chars().any(char::is_alphabetic) {
+            return self.menu(knowledge, turn, input, locale);
+        }
+        if evidence.says(HUMAN_REQUEST, conversational) {
+            return self.person_requested(turn, input, locale);
         }
         let model_small_talk =
             [(GREETING, SmallTalk::Greeting), (THANKS, SmallTalk::Thanks), (GOODBYE, SmallTalk::Goodbye)]
@@ -207,7 +217,14 @@ impl Policy {
             return self.finish(turn, input, DialogueMemory::default());
         }
 
-        if let Some(faq) = self.agreed_answer(knowledge, model.is_some(), &evidence, &limits) {
+        // An answer needs real evidence: when most of the message's longer words are unknown to the knowledge base
+        // ("hoe ver is de maan van de aarde"), whatever matched is the small print, not the topic.
+        let (unknown, long_words) = knowledge.index.unknown_words(input.text, input.language);
+        let unknown_topic = unknown > 0 && 2 * unknown >= long_words;
+        if unknown_topic {
+            turn.explanation.push_str(&format!("; {unknown} of {long_words} words unknown"));
+        }
+        if !unknown_topic && let Some(faq) = self.agreed_answer(knowledge, model.is_some(), &evidence, &limits) {
             if self.config.always_human_categories.contains(&faq.category) {
                 let detail = format!("category {} is always handled by a person", faq.category);
                 turn.handoff(HandoffReason::AlwaysHuman, &detail);
@@ -218,25 +235,27 @@ impl Policy {
         }
 
         let failed_turns = input.memory.failed_turns + 1;
+        if self.off_topic(&evidence, &limits) && !locale.mentions_us(&normalized) {
+            // Declined once with an offer of a colleague; a customer who keeps trying gets one anyway.
+            if input.memory.offered_person && failed_turns >= self.config.max_failed_turns {
+                turn.handoff(HandoffReason::RepeatedFailure, "off-topic again after the bot declined");
+                turn.say(&locale.replies.handoff_unsure, None);
+                return self.finish(turn, input, DialogueMemory::default());
+            }
+            turn.kind = DecisionKind::OffTopic;
+            turn.skill = None;
+            turn.explanation = format!("off topic: {}", turn.explanation);
+            let topics: Vec<String> = categories(knowledge).iter().map(|c| locale.category_name(c)).collect();
+            turn.say(&locale.replies.off_topic.replace("{topics}", &locale.list(&topics)), None);
+            let memory = DialogueMemory { offered_person: true, failed_turns, ..Default::default() };
+            return self.finish(turn, input, memory);
+        }
         let options = self.clarify_candidates(knowledge, &evidence, &limits);
-        let clarified_before = !pending.is_empty();
+        let clarified_before = !input.memory.pending_options.is_empty();
         let gave_up = clarified_before && failed_turns >= self.config.max_failed_turns;
         if !options.is_empty() && !gave_up {
-            turn.kind = DecisionKind::Clarify;
-            let mut text = locale.replies.clarify.clone();
-            for (n, &faq) in options.iter().enumerate() {
-                let question = &knowledge.base.faqs[faq].translations[input.language].question;
-                let line = locale.replies.clarify_option.replace("{n}", &(n + 1).to_string());
-                text.push('\n');
-                text.push_str(&line.replace("{question}", question));
-            }
-            text.push('\n');
-            text.push_str(&locale.replies.clarify_hint);
-            turn.say(&text, None);
-            turn.clarify_options = options.iter().map(|&f| knowledge.base.faqs[f].id.clone()).collect();
-            let memory =
-                DialogueMemory { pending_options: turn.clarify_options.clone(), failed_turns, ..Default::default() };
-            return self.finish(turn, input, memory);
+            let options: Vec<&Faq> = options.iter().map(|&f| &knowledge.base.faqs[f]).collect();
+            return self.clarify(turn, input, locale, &locale.replies.clarify, &options, failed_turns);
         }
         let (reason, detail) = if clarified_before {
             (HandoffReason::RepeatedFailure, "a clarifying question did not lead to an answer")
@@ -246,6 +265,156 @@ impl Policy {
         turn.handoff(reason, detail);
         turn.say(&locale.replies.handoff_unsure, None);
         self.finish(turn, input, DialogueMemory::default())
+    }
+
+    /// The customer asked for a person: hand off at once, routed by what the conversation was about.
+    fn person_requested(&self, mut turn: Draft, input: &TurnInput<'_>, locale: &Locale) -> Outcome {
+        // "I want a person" names no topic: route by what the conversation was about, if anything.
+        if input.memory.last_skill.is_some() {
+            turn.skill = input.memory.last_skill.clone();
+        }
+        turn.handoff(HandoffReason::CustomerRequest, "the customer asked for a person");
+        turn.say(&locale.replies.handoff_requested, None);
+        self.finish(turn, input, DialogueMemory::default())
+    }
+
+    /// The reply to the bot's last question (a rating, clarify options, the menu, the offer of a colleague),
+    /// when the message reads as one. Anything else is decided as a new question.
+    fn pending_reply(
+        &self,
+        knowledge: &Knowledge,
+        input: &TurnInput<'_>,
+        locale: &Locale,
+        normalized: &str,
+        turn: &mut Draft,
+    ) -> Option<Outcome> {
+        let memory = input.memory;
+        if memory.pending_rating
+            && let Some(score) = locale.typed_rating(normalized)
+        {
+            let mut turn = std::mem::replace(turn, Draft::new(input.language));
+            turn.kind = DecisionKind::Rating;
+            if let Ok(score @ 1..=5) = u8::try_from(score) {
+                turn.explanation = format!("the customer rated the help {score} of 5");
+                turn.rating = Some(score);
+                turn.say(&locale.replies.rating_thanks.replace("{score}", &score.to_string()), None);
+                return Some(self.finish(turn, input, DialogueMemory::default()));
+            }
+            turn.explanation = format!("{score} is not a rating from 1 to 5");
+            turn.say(&locale.replies.rating_invalid, None);
+            return Some(self.finish(turn, input, DialogueMemory { pending_rating: true, ..Default::default() }));
+        }
+        let pending = &memory.pending_options;
+        if let Some(choice) = chosen_option(normalized, pending.len())
+            && let Some(faq) = knowledge.base.faq(&pending[choice])
+        {
+            let mut turn = std::mem::replace(turn, Draft::new(input.language));
+            turn.explanation = format!("the customer chose option {} of the clarifying question", choice + 1);
+            turn.matches = vec![faq_match(faq, input.language, 1.0)];
+            return Some(self.answer(turn, input, faq));
+        }
+        let menu = &memory.pending_menu;
+        let picked = chosen_option(normalized, menu.len()).or_else(|| {
+            menu.iter().position(|c| c != MENU_PERSON && normalize(&locale.category_name(c)) == normalized)
+        });
+        if let Some(choice) = picked {
+            let mut turn = std::mem::replace(turn, Draft::new(input.language));
+            if menu[choice] == MENU_PERSON {
+                return Some(self.person_requested(turn, input, locale));
+            }
+            let category = &menu[choice];
+            // By id: the same list whether the entries came from the files or the database.
+            let mut options: Vec<&Faq> = knowledge
+                .base
+                .faqs
+                .iter()
+                .filter(|f| &f.category == category && f.translations.contains_key(input.language))
+                .collect();
+            options.sort_by(|a, b| a.id.cmp(&b.id));
+            options.truncate(MENU_TOPIC_QUESTIONS);
+            let topic = locale.category_name(category);
+            turn.explanation = format!("the customer chose {category} from the menu");
+            turn.skill = options.first().map(|f| f.skill.clone());
+            let text = locale.replies.menu_topic.replace("{topic}", &topic);
+            return Some(self.clarify(turn, input, locale, &text, &options, memory.failed_turns));
+        }
+        if memory.offered_person || memory.pending_rating {
+            match locale.yes_or_no(normalized) {
+                Some(true) if memory.offered_person => {
+                    let turn = std::mem::replace(turn, Draft::new(input.language));
+                    return Some(self.person_requested(turn, input, locale));
+                }
+                Some(false) => {
+                    let mut turn = std::mem::replace(turn, Draft::new(input.language));
+                    turn.kind = DecisionKind::SmallTalk;
+                    turn.explanation = "the customer declined the bot's offer".into();
+                    turn.say(&locale.replies.offer_declined, None);
+                    return Some(self.finish(turn, input, DialogueMemory::default()));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The menu: the biggest topics and a person, for a message that names no topic.
+    fn menu(&self, knowledge: &Knowledge, mut turn: Draft, input: &TurnInput<'_>, locale: &Locale) -> Outcome {
+        turn.kind = DecisionKind::Menu;
+        turn.explanation = format!("no topic named: menu ({})", turn.explanation);
+        let mut options: Vec<String> = categories(knowledge).into_iter().take(self.config.menu_max_options).collect();
+        options.push(MENU_PERSON.to_owned());
+        let mut text = locale.replies.menu.clone();
+        for (n, option) in options.iter().enumerate() {
+            let topic =
+                if option == MENU_PERSON { locale.replies.menu_person.clone() } else { locale.category_name(option) };
+            let line = locale.replies.menu_option.replace("{n}", &(n + 1).to_string());
+            text.push('\n');
+            text.push_str(&line.replace("{topic}", &topic));
+        }
+        turn.say(&text, None);
+        let memory =
+            DialogueMemory { pending_menu: options, failed_turns: input.memory.failed_turns, ..Default::default() };
+        self.finish(turn, input, memory)
+    }
+
+    /// A numbered list of FAQ questions to choose from.
+    fn clarify(
+        &self,
+        mut turn: Draft,
+        input: &TurnInput<'_>,
+        locale: &Locale,
+        opening: &str,
+        options: &[&Faq],
+        failed_turns: u32,
+    ) -> Outcome {
+        turn.kind = DecisionKind::Clarify;
+        let mut text = opening.to_owned();
+        for (n, faq) in options.iter().enumerate() {
+            let question = faq.translations.get(input.language).map_or("", |t| t.question.as_str());
+            let line = locale.replies.clarify_option.replace("{n}", &(n + 1).to_string());
+            text.push('\n');
+            text.push_str(&line.replace("{question}", question));
+        }
+        text.push('\n');
+        text.push_str(&locale.replies.clarify_hint);
+        turn.say(&text, None);
+        turn.clarify_options = options.iter().map(|f| f.id.clone()).collect();
+        let memory =
+            DialogueMemory { pending_options: turn.clarify_options.clone(), failed_turns, ..Default::default() };
+        self.finish(turn, input, memory)
+    }
+
+    /// Whether the message is about something the shop does not do. Either the model's out-of-scope class is
+    /// confident and search has no match it would answer from (a word or two in common with an FAQ example is
+    /// not a topic), or the out-of-scope class is merely the model's best guess and search finds no entry worth
+    /// offering at all. A model that is only unsure between shop topics is no evidence: that goes to a person, as
+    /// does a question that mentions the shop itself (the caller checks the locale's `about_us`).
+    /// Without a model nothing is declined.
+    fn off_topic(&self, evidence: &Evidence, limits: &Thresholds) -> bool {
+        let top = evidence.hits.first().map_or(0.0, |h| h.1);
+        let confident = evidence.out_of_scope_class >= limits.off_topic_min_confidence;
+        let best_guess = evidence.out_of_scope && evidence.top_intent().is_some_and(|(label, _)| label == OUT_OF_SCOPE);
+        (confident && top < limits.answer_min_score) || (best_guess && top < limits.clarify_min_score)
     }
 
     /// The FAQ entry both signals point to clearly, if any. Without a model, retrieval alone must be clear.
@@ -304,8 +473,38 @@ impl Policy {
                 scored.push((faq, score));
             }
         }
+        // The two signals' own best candidates come first, so neither is crowded out by the other's runners-up
+        // (their scores are on different scales); the rest follow by score.
+        let search_best = evidence
+            .hits
+            .first()
+            .filter(|&&(_, s)| {
+                s >= limits.clarify_min_score && (!evidence.out_of_scope || s >= limits.answer_min_score)
+            })
+            .map(|h| h.0);
+        // The model's best entry: offered when the model is plausibly right about it, or when search finds it
+        // relevant too (a model that rules the message out of scope still ranks the shop's entries). A model that
+        // rules the message out of scope is only asked for its guess when search found a topic.
+        let model_best = evidence
+            .intents
+            .iter()
+            .filter_map(|(label, p)| knowledge.base.position(label).map(|faq| (faq, *p)))
+            .next()
+            .filter(|&(faq, p)| {
+                (p >= self.config.intent_clarify_min && !evidence.out_of_scope)
+                    || evidence.retrieval(faq) >= limits.clarify_min_score
+            })
+            .map(|(faq, _)| faq)
+            .filter(|_| !evidence.out_of_scope || search_best.is_some());
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        scored.into_iter().map(|(f, _)| f).take(self.config.clarify_max_options).collect()
+        let mut options: Vec<usize> = Vec::new();
+        for faq in search_best.into_iter().chain(model_best).chain(scored.into_iter().map(|(f, _)| f)) {
+            if !options.contains(&faq) {
+                options.push(faq);
+            }
+        }
+        options.truncate(self.config.clarify_max_options);
+        options
     }
 
     fn answer(&self, mut turn: Draft, input: &TurnInput<'_>, faq: &Faq) -> Outcome {
@@ -329,10 +528,18 @@ impl Policy {
         memory.first_ask =
             input.memory.first_ask.clone().or_else(|| asked.then(|| shorten(input.text.trim(), MAX_SUMMARY_CHARS)));
         memory.last_skill = turn.skill.clone().or_else(|| input.memory.last_skill.clone());
+        // The hand-off the bot asked a rating for stays rateable until it is rated (the service clears it then).
+        memory.rating_handoff = input.memory.rating_handoff.clone();
         let replies = turn.replies.into_iter().map(|r| Reply { text: shorten(&r.text, limit), ..r }).collect();
+        // `answer` puts the answered entry first.
+        let answer_faq_id =
+            turn.matches.first().filter(|_| turn.kind == DecisionKind::Answer).map(|m| m.faq_id.clone());
         let mut matches = turn.matches;
+        // Best first, whatever was answered (that is `answer_faq_id`).
+        matches.sort_by(|a, b| b.score.total_cmp(&a.score));
         matches.truncate(self.config.evidence_matches);
         Outcome {
+            rating: turn.rating,
             decision: Decision {
                 kind: turn.kind,
                 language: turn.language,
@@ -341,6 +548,7 @@ impl Policy {
                 intents: turn.intents,
                 clarify_options: turn.clarify_options,
                 handoff_reason: turn.handoff_reason,
+                answer_faq_id,
             },
             replies,
             memory,
@@ -360,6 +568,7 @@ struct Draft {
     clarify_options: Vec<String>,
     handoff_reason: Option<HandoffReason>,
     replies: Vec<Reply>,
+    rating: Option<u8>,
 }
 
 impl Draft {
@@ -374,6 +583,7 @@ impl Draft {
             clarify_options: Vec::new(),
             handoff_reason: None,
             replies: Vec::new(),
+            rating: None,
         }
     }
 
@@ -386,6 +596,20 @@ impl Draft {
         self.handoff_reason = Some(reason);
         self.explanation = format!("{detail} ({})", self.explanation);
     }
+}
+
+/// The knowledge base's categories, those with most entries first (ties by name, so files and database agree):
+/// what the bot can help with.
+fn categories(knowledge: &Knowledge) -> Vec<String> {
+    let mut counted: Vec<(String, usize)> = Vec::new();
+    for faq in &knowledge.base.faqs {
+        match counted.iter_mut().find(|(c, _)| *c == faq.category) {
+            Some((_, n)) => *n += 1,
+            None => counted.push((faq.category.clone(), 1)),
+        }
+    }
+    counted.sort_by(|(a, n), (b, m)| m.cmp(n).then_with(|| a.cmp(b)));
+    counted.into_iter().map(|(c, _)| c).collect()
 }
 
 fn faq_match(entry: &Faq, language: &str, score: f32) -> FaqMatch {
@@ -421,6 +645,9 @@ mod tests {
         );
         assert!(basic.intent_min_confidence < standard.intent_min_confidence);
         assert!(standard.intent_min_confidence < advanced.intent_min_confidence);
+        // ... and decline off-topic questions less readily.
+        assert!(basic.off_topic_min_confidence < standard.off_topic_min_confidence);
+        assert!(standard.off_topic_min_confidence < advanced.off_topic_min_confidence);
         let english = policy.thresholds("en", Tier::Standard);
         assert_eq!((english.answer_min_score, english.intent_min_confidence), (0.6, 0.7));
         assert_eq!(english.answer_min_margin, standard.answer_min_margin, "not overridden: the default");

@@ -9,7 +9,9 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::{Stream, StreamExt};
 use tracing::info;
 
-use crate::conversation::{Author, Conversation, Event, EventBody, Handoff, HandoffState, Message, Rating, State};
+use crate::conversation::{
+    Author, Conversation, DialogueMemory, Event, EventBody, Handoff, HandoffState, Message, State,
+};
 use crate::dialogue::Dialogue;
 use crate::error::{Error, Result};
 use crate::store::{Commit, HandoffFilter, Store, StoreError};
@@ -350,25 +352,29 @@ impl Desk {
         Ok((page, next))
     }
 
-    /// Stores the customer's rating of the last resolved hand-off of a conversation; once.
+    /// Stores the customer's rating of the resolved hand-off the bot asked about (else the latest hand-off); once.
+    /// A later hand-off of the same conversation does not take the rating away from the one that was resolved.
     pub async fn rate(&self, conversation_id: &str, score: i32, comment: &str) -> Result<Handoff> {
         if !(1..=5).contains(&score) {
             return Err(Error::invalid("score", "must be 1 to 5"));
         }
         self.dialogue.check_text_limit("comment", comment)?;
         let _held = self.dialogue.hold(conversation_id).await?;
-        let conversation = self.dialogue.conversation(conversation_id).await?;
-        let Some(mut handoff) = self.store().latest_handoff(conversation_id).await? else {
+        let mut conversation = self.dialogue.conversation(conversation_id).await?;
+        let asked = match conversation.memory.rating_handoff.as_deref() {
+            Some(id) => self.store().handoff(id).await?,
+            None => None,
+        };
+        let handoff = match asked {
+            Some(handoff) => Some(handoff),
+            None => self.store().latest_handoff(conversation_id).await?,
+        };
+        let Some(mut handoff) = handoff else {
             return Err(Error::FailedPrecondition("the conversation was never handed to a person".into()));
         };
-        if handoff.state != HandoffState::Resolved {
-            return Err(Error::FailedPrecondition("the hand-off is not resolved yet".into()));
-        }
-        if handoff.rating.is_some() {
-            return Err(Error::AlreadyExists("this conversation is already rated".into()));
-        }
-        let now = self.dialogue.now();
-        handoff.rating = Some(Rating { score: score as u8, comment: comment.trim().to_owned(), created_at: now });
+        super::rate(&mut handoff, score, comment, self.dialogue.now())?;
+        conversation.memory.rating_handoff = None;
+        conversation.memory.pending_rating = false;
         let commit =
             Commit { handoff: Some((&handoff, Some(HandoffState::Resolved))), ..Commit::new(&conversation, &[]) };
         self.store().commit(commit).await.map_err(conflict_is_precondition)?;
@@ -405,7 +411,7 @@ impl Desk {
         let mut events = vec![self.dialogue.change_state(&mut conversation, to, Some(handoff.reason), detail)];
         if back_to_bot {
             events.push(self.dialogue.change_state(&mut conversation, State::Bot, None, "the bot takes over again"));
-            conversation.memory = Default::default();
+            conversation.memory = DialogueMemory::after_resolution(&handoff.id);
             let question =
                 self.dialogue.knowledge().base.locale(&conversation.language).replies.rating_question.clone();
             let language = conversation.language.clone();

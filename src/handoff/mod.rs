@@ -8,7 +8,8 @@ mod hours;
 use std::collections::BTreeMap;
 
 use crate::config::HandoffConfig;
-use crate::conversation::{Conversation, Decision, Handoff, HandoffState, Tier};
+use crate::conversation::{Conversation, Decision, Handoff, HandoffState, Rating, Tier};
+use crate::error::{Error, Result as DomainResult};
 use crate::knowledge::Locale;
 use crate::store::{Store, StoreError};
 
@@ -20,6 +21,22 @@ pub struct Opening {
     pub handoff: Handoff,
     /// Appended to the bot's hand-off message: queue position and wait, or when a person will reply.
     pub notice: String,
+}
+
+/// Puts the customer's rating on a resolved hand-off: the one rule for `RateConversation` and for a rating typed
+/// in reply to the bot's question. The caller commits it conditional on the hand-off still being RESOLVED.
+pub fn rate(handoff: &mut Handoff, score: i32, comment: &str, now: i64) -> DomainResult<()> {
+    if !(1..=5).contains(&score) {
+        return Err(Error::invalid("score", "must be 1 to 5"));
+    }
+    if handoff.state != HandoffState::Resolved {
+        return Err(Error::FailedPrecondition("the hand-off is not resolved yet".into()));
+    }
+    if handoff.rating.is_some() {
+        return Err(Error::AlreadyExists("this conversation is already rated".into()));
+    }
+    handoff.rating = Some(Rating { score: score as u8, comment: comment.trim().to_owned(), created_at: now });
+    Ok(())
 }
 
 /// The office hours of every skill, parsed once at start-up.
@@ -88,7 +105,7 @@ pub async fn open(
             .replies
             .queue_position
             .replace("{position}", &position.to_string())
-            .replace("{minutes}", &minutes.to_string());
+            .replace("{wait}", &locale.wait(minutes));
         (now + wait_ms, notice)
     } else {
         let next = hours.next_opening(now).unwrap_or(now);

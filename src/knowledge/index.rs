@@ -24,6 +24,8 @@ use super::{Dictionary, KnowledgeBase};
 
 /// How many BM25 candidates are rescored per query.
 const CANDIDATES: usize = 100;
+/// Known words a message needs in another language before a conversation switches to it.
+const SWITCH_MIN_WORDS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -219,14 +221,9 @@ impl FaqIndex {
 
     /// The language whose vocabulary knows most of the message's words, when one clearly does.
     pub fn detect_language(&self, text: &str) -> Option<String> {
-        let searcher = self.reader.searcher();
         let mut best: Option<(usize, &String)> = None;
         let mut tie = false;
-        for (code, f) in &self.languages {
-            let known = tokens(&f.surface, text)
-                .iter()
-                .filter(|w| searcher.doc_freq(&Term::from_field_text(f.words, w)).unwrap_or(0) > 0)
-                .count();
+        for (code, known) in self.known_words(text) {
             match best {
                 Some((count, _)) if known == count => tie = true,
                 Some((count, _)) if known < count => {}
@@ -240,6 +237,52 @@ impl FaqIndex {
             Some((known, code)) if known > 0 && !tie => Some(code.clone()),
             _ => None,
         }
+    }
+
+    /// Another language than `current` when the message is clearly written in it: its vocabulary knows at least
+    /// [`SWITCH_MIN_WORDS`] of the words and more than twice as many as `current`'s. A word or two ("ok", "4",
+    /// a product name) never switches a conversation.
+    pub fn clearly_other_language(&self, text: &str, current: &str) -> Option<String> {
+        let counts = self.known_words(text);
+        let here = counts.iter().find(|(code, _)| code.as_str() == current).map_or(0, |c| c.1);
+        let (code, known) = counts.into_iter().filter(|(code, _)| code.as_str() != current).max_by_key(|c| c.1)?;
+        (known >= SWITCH_MIN_WORDS && known > 2 * here).then(|| code.clone())
+    }
+
+    /// Of the message's longer words (those typo correction would look at), how many the knowledge base's vocabulary
+    /// does not know, and how many there are. A typo counts as known when its correction is a word search uses;
+    /// one corrected into a stop word ("maan" -> "maar") carries no topic, so it stays unknown.
+    pub fn unknown_words(&self, text: &str, language: &str) -> (usize, usize) {
+        let Some(f) = self.languages.get(language) else { return (0, 0) };
+        let searcher = self.reader.searcher();
+        let words: Vec<String> = tokens(&f.surface, text)
+            .into_iter()
+            .filter(|w| w.chars().count() >= speller::MIN_CORRECTABLE_CHARS && w.chars().all(char::is_alphabetic))
+            .collect();
+        let known = |word: &str| searcher.doc_freq(&Term::from_field_text(f.words, word)).unwrap_or(0) > 0;
+        let topical = |word: &str| tokens(&f.stemmed, word).iter().any(|t| f.terms.contains_key(t.as_str()));
+        let vocabulary = IndexedWords { searcher: &searcher, fields: f };
+        let typo_of_topical = |word: &String| {
+            let (corrected, _) = speller::correct(vec![word.clone()], &vocabulary, f.dictionary.as_deref());
+            corrected.first().is_some_and(|better| better != word && topical(better))
+        };
+        let unknown = words.iter().filter(|w| !known(w) && !typo_of_topical(w)).count();
+        (unknown, words.len())
+    }
+
+    /// Per language, how many of the message's words its vocabulary knows.
+    fn known_words(&self, text: &str) -> Vec<(&String, usize)> {
+        let searcher = self.reader.searcher();
+        self.languages
+            .iter()
+            .map(|(code, f)| {
+                let known = tokens(&f.surface, text)
+                    .iter()
+                    .filter(|w| searcher.doc_freq(&Term::from_field_text(f.words, w)).unwrap_or(0) > 0)
+                    .count();
+                (code, known)
+            })
+            .collect()
     }
 
     /// Searches `text` in `language`; hits are best first, at most `limit`.

@@ -47,6 +47,24 @@ pub struct Locale {
     /// Words that may surround small talk without making it a question ("hoor", "nog", "very").
     #[serde(default)]
     pub filler: Vec<String>,
+    /// What each FAQ category is called in this language ("delivery": "bezorging"), for the menu and the
+    /// off-topic decline. A category without a name here is shown by its id.
+    #[serde(default)]
+    pub categories: std::collections::BTreeMap<String, String>,
+    /// The word joining the last two items of a list ("en", "and").
+    pub and: String,
+    /// Short replies that accept the bot's offer ("ja", "graag", "yes please").
+    pub yes: Vec<String>,
+    /// Short replies that decline it ("nee", "no thanks").
+    pub no: Vec<String>,
+    /// Whole messages that ask for help without naming a topic ("help", "ik heb een vraag"): answered with the menu.
+    pub vague: Vec<String>,
+    /// The numbers one to ten as words, for ratings typed as text ("vier", "four").
+    pub numbers: Vec<String>,
+    /// Words by which a customer refers to the shop itself ("jullie", "your store"): a question that mentions
+    /// the shop is about the shop, never declined as off-topic (a person answers what the FAQ does not).
+    #[serde(default)]
+    pub about_us: Vec<String>,
     pub replies: Replies,
     /// The phrases above, normalised once at load instead of on every message.
     #[serde(skip)]
@@ -64,6 +82,11 @@ struct Prepared {
     /// Longest first, so "dank je wel" is taken whole before "dank".
     small_talk: Vec<(String, SmallTalk)>,
     filler: Vec<String>,
+    yes: Vec<String>,
+    no: Vec<String>,
+    vague: Vec<String>,
+    numbers: Vec<String>,
+    about_us: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,25 +118,143 @@ pub struct Replies {
     pub handoff_frustrated: String,
     /// The topic is always handled by a person.
     pub handoff_specialist: String,
-    /// Appended to a hand-off message within office hours: `{position}` and `{minutes}`.
+    /// Appended to a hand-off message within office hours: `{position}` and `{wait}` (one of the next two).
     pub queue_position: String,
+    /// The expected wait when it is one minute.
+    pub wait_one_minute: String,
+    /// The expected wait in minutes otherwise: `{minutes}`.
+    pub wait_minutes: String,
     /// Appended to a hand-off message outside office hours: `{when}` (for example "maandag om 08:00").
     pub out_of_hours: String,
     /// `{day}` and `{time}` of the next opening, as used in `{when}`.
     pub when: String,
     /// Sent by the bot when an agent resolved the conversation.
     pub rating_question: String,
+    /// The customer typed a rating in reply: `{score}`.
+    pub rating_thanks: String,
+    /// A reply to the rating question with a number outside 1-5.
+    pub rating_invalid: String,
+    /// A question about something the shop does not do: `{topics}` lists what the bot can help with. Ends with
+    /// an offer to connect a colleague.
+    pub off_topic: String,
+    /// The customer declined the offer of a colleague (or the rating).
+    pub offer_declined: String,
+    /// Opens the menu for a message that names no topic; the numbered options follow.
+    pub menu: String,
+    /// One numbered menu option: `{n}` and `{topic}`.
+    pub menu_option: String,
+    /// The menu's last option: a person.
+    pub menu_person: String,
+    /// Opens the questions of the topic the customer chose from the menu: `{topic}`.
+    pub menu_topic: String,
     /// The conversation was ended.
     pub ended: String,
 }
 
+/// Longest message read as a typed rating ("ik geef jullie een 4"); longer ones are questions.
+const MAX_RATING_WORDS: usize = 6;
+
 /// Words that count as ordinal answers to a clarifying question, per position (in every language).
-const ORDINALS: [&[&str]; 5] = [
-    &["1", "een", "eerste", "de eerste", "one", "first", "the first", "the first one", "nummer 1", "number 1"],
-    &["2", "twee", "tweede", "de tweede", "two", "second", "the second", "the second one", "nummer 2", "number 2"],
-    &["3", "drie", "derde", "de derde", "three", "third", "the third", "the third one", "nummer 3", "number 3"],
-    &["4", "vier", "vierde", "de vierde", "four", "fourth", "the fourth", "nummer 4", "number 4"],
-    &["5", "vijf", "vijfde", "de vijfde", "five", "fifth", "the fifth", "nummer 5", "number 5"],
+const ORDINALS: [&[&str]; 6] = [
+    &[
+        "1",
+        "een",
+        "eerste",
+        "de eerste",
+        "one",
+        "first",
+        "the first",
+        "the first one",
+        "nummer 1",
+        "number 1",
+        "optie 1",
+        "option 1",
+        "de 1e",
+        "1e",
+        "1st",
+    ],
+    &[
+        "2",
+        "twee",
+        "tweede",
+        "de tweede",
+        "two",
+        "second",
+        "the second",
+        "the second one",
+        "nummer 2",
+        "number 2",
+        "optie 2",
+        "option 2",
+        "de 2e",
+        "2e",
+        "2nd",
+    ],
+    &[
+        "3",
+        "drie",
+        "derde",
+        "de derde",
+        "three",
+        "third",
+        "the third",
+        "the third one",
+        "nummer 3",
+        "number 3",
+        "optie 3",
+        "option 3",
+        "de 3e",
+        "3e",
+        "3rd",
+    ],
+    &[
+        "4",
+        "vier",
+        "vierde",
+        "de vierde",
+        "four",
+        "fourth",
+        "the fourth",
+        "the fourth one",
+        "nummer 4",
+        "number 4",
+        "optie 4",
+        "option 4",
+        "4e",
+        "4th",
+    ],
+    &[
+        "5",
+        "vijf",
+        "vijfde",
+        "de vijfde",
+        "five",
+        "fifth",
+        "the fifth",
+        "the fifth one",
+        "nummer 5",
+        "number 5",
+        "optie 5",
+        "option 5",
+        "5e",
+        "5th",
+    ],
+    &[
+        "6",
+        "zes",
+        "zesde",
+        "de zesde",
+        "six",
+        "sixth",
+        "the sixth",
+        "the sixth one",
+        "nummer 6",
+        "number 6",
+        "optie 6",
+        "option 6",
+        "6e",
+        "6th",
+    ],
 ];
 
 impl Locale {
@@ -152,6 +293,11 @@ impl Locale {
             frustration: padded(&self.frustration),
             small_talk,
             filler: self.filler.iter().map(|w| normalize(w)).collect(),
+            yes: self.yes.iter().map(|w| normalize(w)).collect(),
+            no: self.no.iter().map(|w| normalize(w)).collect(),
+            vague: self.vague.iter().map(|w| normalize(w)).collect(),
+            numbers: self.numbers.iter().map(|w| normalize(w)).collect(),
+            about_us: padded(&self.about_us),
         };
     }
 
@@ -225,6 +371,74 @@ impl Locale {
         phrase || text.matches('!').count() >= 3 || shouting
     }
 
+    /// Whether the whole normalised message accepts an offer ("ja graag"); `Some(false)` when it declines it.
+    pub fn yes_or_no(&self, normalized: &str) -> Option<bool> {
+        if self.prepared.yes.iter().any(|p| p == normalized) {
+            Some(true)
+        } else if self.prepared.no.iter().any(|p| p == normalized) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the normalised message refers to the shop itself ("bij jullie", "in your store").
+    pub fn mentions_us(&self, normalized: &str) -> bool {
+        let padded = format!(" {normalized} ");
+        self.prepared.about_us.iter().any(|phrase| padded.contains(phrase.as_str()))
+    }
+
+    /// Whether the whole normalised message asks for help without a topic ("help", "ik heb een vraag").
+    pub fn is_vague(&self, normalized: &str) -> bool {
+        self.prepared.vague.iter().any(|p| p == normalized)
+    }
+
+    /// The number a short reply gives as a rating ("4", "vier", "5 sterren", "4 van de 5", "a four"), if it
+    /// gives exactly one. Out-of-range numbers are returned too, so the caller can say what is allowed.
+    pub fn typed_rating(&self, normalized: &str) -> Option<u32> {
+        let words: Vec<&str> = normalized.split(' ').filter(|w| !w.is_empty()).collect();
+        if words.is_empty() || words.len() > MAX_RATING_WORDS {
+            return None;
+        }
+        let as_number = |word: &str| -> Option<u32> {
+            word.parse::<u32>()
+                .ok()
+                .or_else(|| self.prepared.numbers.iter().position(|n| n == word).map(|i| i as u32 + 1))
+        };
+        let digits: Vec<u32> = words.iter().filter_map(|w| w.parse::<u32>().ok()).collect();
+        let mut numbers: Vec<u32> =
+            if digits.is_empty() { words.iter().filter_map(|w| as_number(w)).collect() } else { digits };
+        // "4 van de 5", "four out of five", "4/5": the scale is not the score.
+        if numbers.len() == 2 && numbers[1] == 5 {
+            numbers.pop();
+        }
+        // "een vier": an article that is also a number word comes first; the score is the last number.
+        numbers.last().copied()
+    }
+
+    /// The name of an FAQ category in this language.
+    pub fn category_name(&self, category: &str) -> String {
+        self.categories.get(category).cloned().unwrap_or_else(|| category.replace(['-', '_'], " "))
+    }
+
+    /// "a, b en c".
+    pub fn list(&self, items: &[String]) -> String {
+        match items {
+            [] => String::new(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} {} {last}", init.join(", "), self.and),
+        }
+    }
+
+    /// "ongeveer 1 minuut" against "ongeveer 3 minuten".
+    pub fn wait(&self, minutes: i64) -> String {
+        if minutes == 1 {
+            self.replies.wait_one_minute.clone()
+        } else {
+            self.replies.wait_minutes.replace("{minutes}", &minutes.to_string())
+        }
+    }
+
     /// "maandag om 08:00", "vandaag om 14:00": when a person will reply.
     pub fn describe_when(&self, weekday: usize, days_ahead: i64, time: &str) -> String {
         let day = match days_ahead {
@@ -248,4 +462,42 @@ impl Locale {
 /// The 0-based option a reply to a clarifying question picks ("2", "de tweede", "the first one"), if any.
 pub fn chosen_option(normalized: &str, options: usize) -> Option<usize> {
     ORDINALS.iter().take(options).position(|words| words.contains(&normalized))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(language: &str) -> Locale {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("knowledge-base/locales/{language}.yaml"));
+        Locale::load(&path, language).unwrap()
+    }
+
+    #[test]
+    fn ratings_typed_as_text() {
+        let (nl, en) = (shipped("nl"), shipped("en"));
+        for (text, score) in [("4", 4), ("vier", 4), ("5 sterren", 5), ("een 3", 3), ("4 van de 5", 4), ("4/5", 4)] {
+            assert_eq!(nl.typed_rating(&normalize(text)), Some(score), "{text:?}");
+        }
+        for (text, score) in [("four stars", 4), ("1", 1), ("i'd give it a 2", 2), ("five out of five", 5)] {
+            assert_eq!(en.typed_rating(&normalize(text)), Some(score), "{text:?}");
+        }
+        assert_eq!(nl.typed_rating(&normalize("7")), Some(7), "out of range is the caller's to refuse");
+        assert_eq!(nl.typed_rating(&normalize("geweldig geholpen")), None);
+        assert_eq!(nl.typed_rating(&normalize("ik wacht nu al 4 dagen op mijn pakket van jullie")), None, "a question");
+    }
+
+    #[test]
+    fn yes_no_menu_words_and_the_minutes() {
+        let (nl, en) = (shipped("nl"), shipped("en"));
+        assert_eq!(nl.yes_or_no("ja graag"), Some(true));
+        assert_eq!(en.yes_or_no("no thanks"), Some(false));
+        assert_eq!(en.yes_or_no("where is my parcel"), None);
+        assert!(nl.is_vague("hulp") && en.is_vague("issue") && !en.is_vague("issue with my order"));
+        assert_eq!((nl.wait(1), nl.wait(3)), ("1 minuut".to_owned(), "3 minuten".to_owned()));
+        assert_eq!((en.wait(1), en.wait(2)), ("1 minute".to_owned(), "2 minutes".to_owned()));
+        assert_eq!(nl.list(&["a".into(), "b".into(), "c".into()]), "a, b en c");
+        assert_eq!(en.category_name("delivery"), "delivery");
+        assert_eq!(nl.category_name("gift-cards"), "gift cards", "a category without a name shows by its id");
+    }
 }

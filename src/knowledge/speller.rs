@@ -11,7 +11,7 @@ use tantivy::schema::Field;
 use super::Dictionary;
 
 /// Only words at least this long are corrected (short words are too ambiguous).
-const MIN_CORRECTABLE_CHARS: usize = 4;
+pub(super) const MIN_CORRECTABLE_CHARS: usize = 4;
 /// Words at least this long may be two edits from their correction; shorter ones one.
 const TWO_EDITS_FROM_CHARS: usize = 8;
 

@@ -82,6 +82,9 @@ fn decision_kind_to_pb(kind: DecisionKind) -> pb::DecisionKind {
         DecisionKind::Handoff => pb::DecisionKind::Handoff,
         DecisionKind::SmallTalk => pb::DecisionKind::SmallTalk,
         DecisionKind::Silent => pb::DecisionKind::Silent,
+        DecisionKind::OffTopic => pb::DecisionKind::OffTopic,
+        DecisionKind::Menu => pb::DecisionKind::Menu,
+        DecisionKind::Rating => pb::DecisionKind::Rating,
     }
 }
 
@@ -173,6 +176,7 @@ pub fn decision_to_pb(decision: &Decision) -> pb::Decision {
         intents: decision.intents.iter().map(intent_to_pb).collect(),
         clarify_options: decision.clarify_options.clone(),
         handoff_reason: handoff_reason_to_pb(decision.handoff_reason).into(),
+        answer_faq_id: decision.answer_faq_id.clone().unwrap_or_default(),
     }
 }
 

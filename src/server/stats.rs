@@ -89,6 +89,7 @@ fn kpis_to_pb(k: &Kpis) -> pb::Kpis {
         csat: ratio_to_pb(&k.csat.satisfied),
         rating_response: ratio_to_pb(&k.csat.response),
         clarification: ratio_to_pb(&k.clarification),
+        off_topic: ratio_to_pb(&k.off_topic),
         top_intents: k
             .top_intents
             .iter()

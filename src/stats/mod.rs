@@ -177,6 +177,8 @@ pub struct Kpis {
     pub csat: Csat,
     /// Contacts in which the bot asked at least one clarifying question.
     pub clarification: Ratio,
+    /// Contacts in which the bot declined at least one off-topic question (not a hand-off: nobody was queued for it).
+    pub off_topic: Ratio,
     /// Customer messages per detected intent, most frequent first.
     pub top_intents: Vec<(String, u64)>,
     pub knowledge_gaps: Vec<KnowledgeGap>,
@@ -296,6 +298,10 @@ pub fn compute(
     kpis.deflection = Ratio::new(n_contacts - handed_off, n_contacts).at_least(targets.deflection_min);
     kpis.handoff_rate = Ratio::new(handed_off, n_contacts);
     kpis.clarification = Ratio::new(clarified, n_contacts);
+    let declined =
+        contacts.iter().filter(|id| turns_of[*id].iter().any(|t| t.decision.kind == DecisionKind::OffTopic)).count()
+            as u64;
+    kpis.off_topic = Ratio::new(declined, n_contacts);
 
     // Hand-off KPIs: the selected conversations' hand-offs, and with a skill filter only those routed to it.
     let selected_handoffs: Vec<&Handoff> = handoffs

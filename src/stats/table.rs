@@ -57,6 +57,7 @@ pub fn render(kpis: &Kpis) -> String {
     row("  mean rating", mean, String::new());
     row("  rating response rate", percent(&kpis.csat.response), String::new());
     row("clarification rate", percent(&kpis.clarification), String::new());
+    row("off-topic declined", percent(&kpis.off_topic), String::new());
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     let value_width = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
     let mut out = String::new();

@@ -37,7 +37,7 @@ async fn greets_in_the_customers_language() {
     let (server, _dir) = fresh_server().await;
     let mut chat = server.chat().await;
     let nl = start_conversation(&mut chat, "nl").await;
-    assert_eq!(nl.greeting.unwrap().text, "Hallo, hoe kan ik u helpen?");
+    assert_eq!(nl.greeting.unwrap().text, "Hallo, hoe kan ik je helpen?");
     let en = start_conversation(&mut chat, "en").await;
     assert_eq!(en.greeting.unwrap().text, "Hello, how can I help you?");
     let conversation = en.conversation.unwrap();
@@ -68,9 +68,10 @@ async fn out_of_scope_questions_are_not_answered_from_the_faq() {
     for (language, text) in [("nl", "wat is de hoofdstad van Peru"), ("en", "what is the capital of Peru")] {
         let id = conversation_id(&start_conversation(&mut chat, language).await);
         let response = send(&mut chat, &id, text).await;
-        assert_eq!(kind(&response), DecisionKind::Handoff, "{text:?}: {:?}", response.decision);
-        assert_eq!(response.decision.as_ref().unwrap().handoff_reason(), pb::HandoffReason::LowConfidence);
-        assert_eq!(response.state(), pb::ConversationState::Queued);
+        // Declined with the offer of a colleague, not queued (issue 20): agents' time is precious.
+        assert_eq!(kind(&response), DecisionKind::OffTopic, "{text:?}: {:?}", response.decision);
+        assert_eq!(response.decision.as_ref().unwrap().handoff_reason(), pb::HandoffReason::Unspecified);
+        assert_eq!(response.state(), pb::ConversationState::Bot);
         assert!(!response.replies[0].text.is_empty(), "the customer is told honestly");
     }
 }

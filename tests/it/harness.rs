@@ -276,8 +276,13 @@ pub fn kind(response: &SendMessageResponse) -> pb::DecisionKind {
     response.decision.as_ref().unwrap().kind()
 }
 
+/// The entry answered, else search's best match.
 pub fn top_faq(response: &SendMessageResponse) -> String {
-    response.decision.as_ref().unwrap().faq_matches.first().map(|m| m.faq_id.clone()).unwrap_or_default()
+    let decision = response.decision.as_ref().unwrap();
+    if !decision.answer_faq_id.is_empty() {
+        return decision.answer_faq_id.clone();
+    }
+    decision.faq_matches.first().map(|m| m.faq_id.clone()).unwrap_or_default()
 }
 
 /// Agents "alice" and "bob" claim the same hand-off at once: exactly one wins, the other gets

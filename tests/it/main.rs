@@ -4,6 +4,7 @@ mod access;
 mod chat;
 mod config;
 mod crash;
+mod dialogue;
 mod evaluation;
 mod handoff;
 mod harness;
