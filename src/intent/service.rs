@@ -91,7 +91,7 @@ pub fn save(training: &ServiceTraining, dir: &Path, seed: u64, evaluation: &str)
          (IDF-weighted), concatenated, one ReLU layer, softmax. AdamW, label smoothing, dropout. Deterministic for a seed.\n\
          Inference is a sparse forward pass over the stored (f16) weights.\n\n\
          ## Calibration (validation split)\n- temperature {:.3}; expected calibration error {:.4} before, {:.4} after\n\
-         - out-of-scope threshold {:.3} (chosen on validation)\n- in-scope accuracy {:.2}%, out-of-scope recall {}\n\n\
+         - out-of-scope threshold {:.3} on the log of the best in-scope probability (p {:.3}; chosen on validation)\n- in-scope accuracy {:.2}%, out-of-scope recall {}\n\n\
          ## Evaluation\n{evaluation}\n\n\
          ## Reproduce\n```sh\ncargo run --release -- train --seed {seed}\n```\n\
          The same seed gives the same bytes.\n",
@@ -103,6 +103,7 @@ pub fn save(training: &ServiceTraining, dir: &Path, seed: u64, evaluation: &str)
         r.val_ece_before,
         r.val_ece_after,
         r.threshold,
+        r.threshold.exp(),
         100.0 * r.val_in_scope_accuracy,
         r.val_oos_recall.map_or("n/a".to_string(), |v| format!("{:.1}%", 100.0 * v)),
     );

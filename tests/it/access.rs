@@ -325,7 +325,9 @@ async fn erasing_a_customer_leaves_nothing_behind_and_is_audited_without_their_d
     let rate = pb::RateConversationRequest { conversation_id: erased_ids[1].clone(), score: 4, ..Default::default() };
     chat.rate_conversation(rate).await.unwrap();
     let kept = conversation_id(&chat.start_conversation(start("piet")).await.unwrap().into_inner());
-    send(&mut chat, &kept, "may I bring my parrot into your shop").await;
+    let kept_reply = send(&mut chat, &kept, "may I bring my parrot into your shop").await;
+    // Greeting, question and reply, plus the state change when the question went to a person.
+    let kept_events = 3 + i64::from(kept_reply.state() == pb::ConversationState::Queued);
 
     let erased = server
         .admin()
@@ -361,7 +363,11 @@ async fn erasing_a_customer_leaves_nothing_behind_and_is_audited_without_their_d
     let anywhere = "SELECT (SELECT COUNT(*) FROM conversations WHERE customer_id = ?1) \
                     + (SELECT COUNT(*) FROM handoffs WHERE customer_id = ?1)";
     assert_eq!(count(anywhere, "jan@example.com".into()).await, 0);
-    assert_eq!(count("SELECT COUNT(*) FROM events WHERE conversation_id = ?", kept.clone()).await, 3, "others stay");
+    assert_eq!(
+        count("SELECT COUNT(*) FROM events WHERE conversation_id = ?", kept.clone()).await,
+        kept_events,
+        "others stay"
+    );
     let audit: Vec<(String, String)> =
         sqlx::query_as("SELECT action, detail FROM audit_log WHERE action = 'erase_customer'")
             .fetch_all(&pool)

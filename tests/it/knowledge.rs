@@ -557,6 +557,11 @@ async fn a_background_retrain_swaps_the_model_under_load_without_a_failed_reques
         .unwrap()
         .into_inner();
     assert!(after.decision.unwrap().intents.iter().any(|i| i.intent == "gift-cards"), "the new model knows the entry");
+    // A retrain never makes an entry worse: answered by retrieval before it, answered after it, whether the new
+    // model learned the entry or left it to retrieval as weak (listed in the status).
+    let answered = ask(&server, "en", "Do you sell gift cards?").await;
+    assert_eq!(kind(&answered), DecisionKind::Answer, "{answered:?} (weak entries: {:?})", status.weak_entries);
+    assert_eq!(answered.replies[0].faq_id, "gift-cards");
     assert!(dir.path().join("intent-model/model.safetensors").exists());
     server.stop().await;
 }
