@@ -53,45 +53,24 @@ impl HeldoutReport {
 
 impl fmt::Display for HeldoutReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pct = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
+        // One line per outcome: its count and its share of the phrasings it is counted among.
+        let line = |f: &mut fmt::Formatter<'_>, label: &str, n: usize, of: usize| {
+            writeln!(f, "  {label:<28} {n} ({:.1}%)", 100.0 * n as f64 / of.max(1) as f64)
+        };
         writeln!(f, "in-scope phrasings:            {}", self.in_scope)?;
-        writeln!(
-            f,
-            "  answered correctly (top-1):  {} ({:.1}%)",
-            self.answered_correctly,
-            pct(self.answered_correctly, self.in_scope)
-        )?;
-        writeln!(
-            f,
-            "  answered wrongly:            {} ({:.1}%)",
-            self.answered_wrongly,
-            pct(self.answered_wrongly, self.in_scope)
-        )?;
-        writeln!(
-            f,
-            "  clarified, right one offered: {} ({:.1}%)",
-            self.clarified_with_expected,
-            pct(self.clarified_with_expected, self.in_scope)
-        )?;
+        line(f, "answered correctly (top-1):", self.answered_correctly, self.in_scope)?;
+        line(f, "answered wrongly:", self.answered_wrongly, self.in_scope)?;
+        line(f, "clarified, right one offered:", self.clarified_with_expected, self.in_scope)?;
         writeln!(f, "  not answered (hand-off or other clarification): {}", self.not_answered)?;
         writeln!(f, "out-of-scope phrasings:        {}", self.out_of_scope)?;
-        writeln!(
-            f,
-            "  wrongly answered:            {} ({:.1}%)",
-            self.out_of_scope_answered,
-            pct(self.out_of_scope_answered, self.out_of_scope)
-        )?;
-        writeln!(
-            f,
-            "  declined as off-topic:       {} ({:.1}%)",
-            self.out_of_scope_declined,
-            pct(self.out_of_scope_declined, self.out_of_scope)
-        )?;
+        line(f, "wrongly answered:", self.out_of_scope_answered, self.out_of_scope)?;
+        line(f, "declined as off-topic:", self.out_of_scope_declined, self.out_of_scope)?;
         write!(
             f,
-            "  handed to a person:          {} ({:.1}%)",
+            "  {:<28} {} ({:.1}%)",
+            "handed to a person:",
             self.out_of_scope_handed_off,
-            pct(self.out_of_scope_handed_off, self.out_of_scope)
+            100.0 * self.out_of_scope_handed_off as f64 / self.out_of_scope.max(1) as f64
         )
     }
 }
