@@ -3,8 +3,8 @@
 # packages: wdutch (OpenTaal) for nl, wamerican + wbritish (SCOWL) for en. Verifies the SHA-256 of every .deb and
 # of every generated list, so the files in the repository are reproducible.
 #
-#   scripts/dictionaries.sh            # fetch the .debs with `apt-get download` (Debian 12 "bookworm" sources)
-#   DEB_DIR=/path scripts/dictionaries.sh   # or use .debs already downloaded into /path
+#   knowledge-base/dictionaries/build.sh            # fetch the .debs with `apt-get download` (Debian 12 "bookworm" sources)
+#   DEB_DIR=/path knowledge-base/dictionaries/build.sh   # or use .debs already downloaded into /path
 #
 # Needs: apt-get (unless DEB_DIR is set), dpkg-deb, sha256sum, GNU grep and sort with a C.UTF-8 locale, zstd.
 set -eu
@@ -17,12 +17,12 @@ EN_GB_DEB="wbritish 2020.12.07-2 f80571f14aa987ef0d727e2077d4f2abd84adf92492af49
 NL_LIST_SHA256="ba8c382df1b05e76b4524004771886f4bfca253845752e8c8954d8fec4348feb"
 EN_LIST_SHA256="14dd5e85e6421e55e4747e9b57174fd98b27dcb0b4085d62b06e6afee0dad567"
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/knowledge-base/dictionaries"
 
 need() {
     command -v "$1" >/dev/null 2>&1 || {
-        echo "dictionaries.sh: $1 not found: install the Debian package $2" >&2
+        echo "build.sh: $1 not found: install the Debian package $2" >&2
         exit 1
     }
 }
@@ -42,15 +42,15 @@ fetch() {
         deb=$(find "$DEB_DIR" -maxdepth 1 -name "${name}_*$(echo "$version" | sed 's/^[0-9]*://')_all.deb" | head -n 1)
     else
         (cd "$work" && apt-get download "$name=$version" >/dev/null) || {
-            echo "dictionaries.sh: cannot download $name=$version: add Debian 12 (bookworm) to the apt sources and" \
+            echo "build.sh: cannot download $name=$version: add Debian 12 (bookworm) to the apt sources and" \
                 "run apt-get update, or fetch $file from https://snapshot.debian.org and set DEB_DIR" >&2
             exit 1
         }
         deb=$(find "$work" -maxdepth 1 -name "${name}_*_all.deb" | head -n 1)
     fi
-    [ -n "$deb" ] && [ -f "$deb" ] || { echo "dictionaries.sh: $file not found" >&2; exit 1; }
+    [ -n "$deb" ] && [ -f "$deb" ] || { echo "build.sh: $file not found" >&2; exit 1; }
     echo "$sha  $deb" | sha256sum -c --quiet - || {
-        echo "dictionaries.sh: $deb is not $name $version (SHA-256 differs)" >&2
+        echo "build.sh: $deb is not $name $version (SHA-256 differs)" >&2
         exit 1
     }
     dpkg-deb -x "$deb" "$work/$name"
@@ -69,7 +69,7 @@ write() {
     cat >"$work/$1.txt"
     actual=$(sha256sum "$work/$1.txt" | cut -d' ' -f1)
     if [ "$actual" != "$2" ]; then
-        echo "dictionaries.sh: $1.txt has SHA-256 $actual, expected $2 (packages or tools differ)" >&2
+        echo "build.sh: $1.txt has SHA-256 $actual, expected $2 (packages or tools differ)" >&2
         exit 1
     fi
     zstd -19 -q -f "$work/$1.txt" -o "$out/$1.txt.zst"
@@ -91,7 +91,7 @@ words "$work/wamerican/usr/share/dict/american-english" "$work/wbritish/usr/shar
 cp "$work/wdutch/usr/share/doc/wdutch/copyright" "$out/LICENSE-nl"
 # wamerican and wbritish carry the same SCOWL copyright file.
 cmp -s "$work/wamerican/usr/share/doc/wamerican/copyright" "$work/wbritish/usr/share/doc/wbritish/copyright" || {
-    echo "dictionaries.sh: wamerican and wbritish copyright files differ: keep both" >&2
+    echo "build.sh: wamerican and wbritish copyright files differ: keep both" >&2
     exit 1
 }
 cp "$work/wamerican/usr/share/doc/wamerican/copyright" "$out/LICENSE-en"
