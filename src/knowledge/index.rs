@@ -66,6 +66,8 @@ struct LanguageFields {
     idfs: Vec<f32>,
     /// The language's word list: what the speller must leave alone. Shared by every rebuilt index.
     dictionary: Option<Arc<Dictionary>>,
+    /// The speller's verdicts on this vocabulary and dictionary.
+    remembered: speller::Remembered,
 }
 
 struct Example {
@@ -150,6 +152,7 @@ impl FaqIndex {
                 terms: HashMap::new(),
                 idfs: Vec::new(),
                 dictionary: locale.dictionary_shared(),
+                remembered: speller::Remembered::default(),
             };
             fields.insert(code.clone(), fields_of_language);
         }
@@ -263,7 +266,8 @@ impl FaqIndex {
         let topical = |word: &str| tokens(&f.stemmed, word).iter().any(|t| f.terms.contains_key(t.as_str()));
         let vocabulary = IndexedWords { searcher: &searcher, fields: f };
         let typo_of_topical = |word: &String| {
-            let (corrected, _) = speller::correct(vec![word.clone()], &vocabulary, f.dictionary.as_deref());
+            let (corrected, _) =
+                speller::correct(vec![word.clone()], &vocabulary, f.dictionary.as_deref(), &f.remembered);
             corrected.first().is_some_and(|better| better != word && topical(better))
         };
         let unknown = words.iter().filter(|w| !known(w) && !typo_of_topical(w)).count();
@@ -291,7 +295,8 @@ impl FaqIndex {
         let Some(f) = self.languages.get(language) else { return empty };
         let searcher = self.reader.searcher();
         let vocabulary = IndexedWords { searcher: &searcher, fields: f };
-        let (corrected, corrections) = speller::correct(tokens(&f.surface, text), &vocabulary, f.dictionary.as_deref());
+        let (corrected, corrections) =
+            speller::correct(tokens(&f.surface, text), &vocabulary, f.dictionary.as_deref(), &f.remembered);
         let mut terms = tokens(&f.stemmed, &corrected.join(" "));
         terms.sort();
         terms.dedup();

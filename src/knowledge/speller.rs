@@ -43,6 +43,7 @@ pub(super) fn correct(
     words: Vec<String>,
     vocabulary: &impl Vocabulary,
     dictionary: Option<&Dictionary>,
+    memory: &Remembered,
 ) -> (Vec<String>, Vec<(String, String)>) {
     let mut decided: HashMap<String, Option<String>> = HashMap::new();
     let mut corrections = Vec::new();
@@ -50,7 +51,7 @@ pub(super) fn correct(
         .into_iter()
         .map(|word| {
             let better = decided.entry(word.clone()).or_insert_with(|| {
-                let better = correction(&word, vocabulary, dictionary);
+                let better = memory.get_or(&word, || correction(&word, vocabulary, dictionary));
                 if let Some(better) = &better {
                     corrections.push((word.clone(), better.clone()));
                 }
@@ -60,6 +61,37 @@ pub(super) fn correct(
         })
         .collect();
     (corrected, corrections)
+}
+
+/// The verdicts already reached for one vocabulary and dictionary: a word's correction never changes while they
+/// do not (an edit builds a new index, and with it a new memory), and a fuzzy search over a 394k-word list costs
+/// a few hundred microseconds, asked several times per message (search, the evidence rule). Bounded: words
+/// longer than [`REMEMBERED_CHARS`] are not kept, and the memory starts afresh when [`REMEMBERED_WORDS`] is reached.
+#[derive(Default)]
+pub(super) struct Remembered {
+    verdicts: std::sync::Mutex<HashMap<String, Option<String>>>,
+}
+
+const REMEMBERED_WORDS: usize = 50_000;
+const REMEMBERED_CHARS: usize = 40;
+
+impl Remembered {
+    fn get_or(&self, word: &str, decide: impl FnOnce() -> Option<String>) -> Option<String> {
+        let lock = || self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(verdict) = lock().get(word) {
+            return verdict.clone();
+        }
+        // Decided outside the lock: two messages with the same new word may both decide it, never wait on it.
+        let verdict = decide();
+        if word.chars().count() <= REMEMBERED_CHARS {
+            let mut verdicts = lock();
+            if verdicts.len() >= REMEMBERED_WORDS {
+                verdicts.clear();
+            }
+            verdicts.insert(word.to_owned(), verdict.clone());
+        }
+        verdict
+    }
 }
 
 /// The correction of one word, or `None` when it is a known word or cannot be told apart from one.
@@ -120,7 +152,7 @@ mod tests {
     }
 
     fn fixed(text: &str, vocabulary: &Words, dictionary: Option<&Dictionary>) -> Vec<(String, String)> {
-        correct(text.split(' ').map(str::to_owned).collect(), vocabulary, dictionary).1
+        correct(text.split(' ').map(str::to_owned).collect(), vocabulary, dictionary, &Remembered::default()).1
     }
 
     #[test]
@@ -165,7 +197,8 @@ mod tests {
         let vocabulary = Words(vec![("order", 10)]);
         let dictionary = Dictionary::from_words(["order"], false);
         assert_eq!(fixed("odr 0rder", &vocabulary, Some(&dictionary)), vec![], "short or with digits: left alone");
-        let (words, corrections) = correct(vec!["odrer".into(), "odrer".into()], &vocabulary, Some(&dictionary));
+        let (words, corrections) =
+            correct(vec!["odrer".into(), "odrer".into()], &vocabulary, Some(&dictionary), &Remembered::default());
         assert_eq!(words, vec!["order", "order"], "every occurrence is corrected");
         assert_eq!(corrections.len(), 1, "and reported once");
     }
@@ -258,5 +291,22 @@ mod shipped {
                 let _ = shipped().1.search(text, language, 5);
             }
         }
+    }
+
+    #[test]
+    fn a_verdict_is_decided_once_and_giant_words_are_not_kept() {
+        let memory = crate::knowledge::speller::Remembered::default();
+        let mut asked = 0;
+        for _ in 0..3 {
+            let verdict = memory.get_or("odrer", || {
+                asked += 1;
+                Some("order".into())
+            });
+            assert_eq!(verdict.as_deref(), Some("order"));
+        }
+        assert_eq!(asked, 1, "the fuzzy search runs once per word");
+        let giant = "a".repeat(crate::knowledge::speller::REMEMBERED_CHARS + 1);
+        memory.get_or(&giant, || None);
+        assert!(!memory.verdicts.lock().unwrap().contains_key(&giant));
     }
 }
