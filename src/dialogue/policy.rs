@@ -219,7 +219,7 @@ impl Policy {
 
         // An answer needs real evidence: when most of the message's longer words are unknown to the knowledge base
         // ("hoe ver is de maan van de aarde"), whatever matched is the small print, not the topic.
-        let (unknown, long_words) = knowledge.index.unknown_words(input.text, input.language);
+        let (unknown, long_words) = (found.unknown_words, found.long_words);
         let unknown_topic = unknown > 0 && 2 * unknown >= long_words;
         if unknown_topic {
             turn.explanation.push_str(&format!("; {unknown} of {long_words} words unknown"));

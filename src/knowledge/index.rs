@@ -43,12 +43,18 @@ pub struct SearchHit {
     pub score: f32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchResult {
     /// Best first, one per FAQ entry.
     pub hits: Vec<SearchHit>,
     /// Words no dictionary knows, replaced by a known word one or two edits away: (typed, used).
     pub corrections: Vec<(String, String)>,
+    /// Of the message's longer words (those typo correction looks at), how many the knowledge base's vocabulary
+    /// does not know. A typo counts as known when its correction is a word search uses; one corrected into a
+    /// stop word ("maan" -> "maar") carries no topic, so it stays unknown.
+    pub unknown_words: usize,
+    /// How many longer words the message has.
+    pub long_words: usize,
 }
 
 struct LanguageFields {
@@ -252,28 +258,6 @@ impl FaqIndex {
         (known >= SWITCH_MIN_WORDS && known > 2 * here).then(|| code.clone())
     }
 
-    /// Of the message's longer words (those typo correction would look at), how many the knowledge base's vocabulary
-    /// does not know, and how many there are. A typo counts as known when its correction is a word search uses;
-    /// one corrected into a stop word ("maan" -> "maar") carries no topic, so it stays unknown.
-    pub fn unknown_words(&self, text: &str, language: &str) -> (usize, usize) {
-        let Some(f) = self.languages.get(language) else { return (0, 0) };
-        let searcher = self.reader.searcher();
-        let words: Vec<String> = tokens(&f.surface, text)
-            .into_iter()
-            .filter(|w| w.chars().count() >= speller::MIN_CORRECTABLE_CHARS && w.chars().all(char::is_alphabetic))
-            .collect();
-        let known = |word: &str| searcher.doc_freq(&Term::from_field_text(f.words, word)).unwrap_or(0) > 0;
-        let topical = |word: &str| tokens(&f.stemmed, word).iter().any(|t| f.terms.contains_key(t.as_str()));
-        let vocabulary = IndexedWords { searcher: &searcher, fields: f };
-        let typo_of_topical = |word: &String| {
-            let (corrected, _) =
-                speller::correct(vec![word.clone()], &vocabulary, f.dictionary.as_deref(), &f.remembered);
-            corrected.first().is_some_and(|better| better != word && topical(better))
-        };
-        let unknown = words.iter().filter(|w| !known(w) && !typo_of_topical(w)).count();
-        (unknown, words.len())
-    }
-
     /// Per language, how many of the message's words its vocabulary knows.
     fn known_words(&self, text: &str) -> Vec<(&String, usize)> {
         let searcher = self.reader.searcher();
@@ -291,17 +275,29 @@ impl FaqIndex {
 
     /// Searches `text` in `language`; hits are best first, at most `limit`.
     pub fn search(&self, text: &str, language: &str, limit: usize) -> SearchResult {
-        let empty = SearchResult { hits: Vec::new(), corrections: Vec::new() };
-        let Some(f) = self.languages.get(language) else { return empty };
+        let Some(f) = self.languages.get(language) else { return SearchResult::default() };
         let searcher = self.reader.searcher();
         let vocabulary = IndexedWords { searcher: &searcher, fields: f };
+        let typed = tokens(&f.surface, text);
         let (corrected, corrections) =
-            speller::correct(tokens(&f.surface, text), &vocabulary, f.dictionary.as_deref(), &f.remembered);
+            speller::correct(typed.clone(), &vocabulary, f.dictionary.as_deref(), &f.remembered);
+        // The speller keeps word positions, so each typed word stands beside what search used for it.
+        let topical = |word: &str| tokens(&f.stemmed, word).iter().any(|t| f.terms.contains_key(t.as_str()));
+        let long: Vec<(&String, &String)> = typed
+            .iter()
+            .zip(&corrected)
+            .filter(|(w, _)| w.chars().count() >= speller::MIN_CORRECTABLE_CHARS && w.chars().all(char::is_alphabetic))
+            .collect();
+        let unknown_words = long
+            .iter()
+            .filter(|(typed, used)| vocabulary.frequency(typed) == 0 && !(typed != used && topical(used)))
+            .count();
+        let mut result = SearchResult { hits: Vec::new(), corrections, unknown_words, long_words: long.len() };
         let mut terms = tokens(&f.stemmed, &corrected.join(" "));
         terms.sort();
         terms.dedup();
         if terms.is_empty() {
-            return SearchResult { corrections, ..empty };
+            return result;
         }
         // Known terms as (id, IDF), ascending; a term no example has only adds to the message's weight.
         let mut known: Vec<(u32, f32)> = Vec::with_capacity(terms.len());
@@ -316,7 +312,7 @@ impl FaqIndex {
             }
         }
         if known.is_empty() {
-            return SearchResult { corrections, ..empty };
+            return result;
         }
         known.sort_unstable_by_key(|&(id, _)| id);
         let query = BooleanQuery::new(
@@ -330,7 +326,7 @@ impl FaqIndex {
                 .collect(),
         );
         let Ok(candidates) = searcher.search(&query, &TopDocs::with_limit(CANDIDATES).order_by_score()) else {
-            return SearchResult { corrections, ..empty };
+            return result;
         };
         let mut best: HashMap<usize, f32> = HashMap::new();
         for (_, address) in candidates {
@@ -350,7 +346,8 @@ impl FaqIndex {
         let mut hits: Vec<SearchHit> = best.into_iter().map(|(faq, score)| SearchHit { faq, score }).collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.faq.cmp(&b.faq)));
         hits.truncate(limit);
-        SearchResult { hits, corrections }
+        result.hits = hits;
+        result
     }
 
     /// Number of indexed examples.
