@@ -496,10 +496,8 @@ impl Dialogue {
     /// `RateConversation`. A rating that cannot be stored (already given through the API, the hand-off gone) is
     /// still thanked for; the turn is not failed over it.
     async fn typed_rating(&self, conversation: &mut Conversation, score: u8) -> Result<Option<Handoff>> {
-        let handoff = match conversation.memory.rating_handoff.take() {
-            Some(id) => self.store.handoff(&id).await?,
-            None => self.store.latest_handoff(&conversation.id).await?,
-        };
+        let handoff = self.handoff_to_rate(conversation).await?;
+        conversation.memory.rating_handoff = None;
         let Some(mut handoff) = handoff else { return Ok(None) };
         match handoff::rate(&mut handoff, i32::from(score), "", conversation.updated_at) {
             Ok(()) => {
@@ -511,6 +509,17 @@ impl Dialogue {
                 Ok(None)
             }
         }
+    }
+
+    /// The hand-off a rating of `conversation` is for: the one the bot asked about, else the latest. A later
+    /// hand-off of the same conversation does not take the rating away from the one that was resolved.
+    pub(crate) async fn handoff_to_rate(&self, conversation: &Conversation) -> Result<Option<Handoff>> {
+        if let Some(id) = conversation.memory.rating_handoff.as_deref()
+            && let Some(asked) = self.store.handoff(id).await?
+        {
+            return Ok(Some(asked));
+        }
+        Ok(self.store.latest_handoff(&conversation.id).await?)
     }
 
     /// Holds the conversation for one operation, in this process and on every replica sharing the database.

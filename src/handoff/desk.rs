@@ -352,8 +352,7 @@ impl Desk {
         Ok((page, next))
     }
 
-    /// Stores the customer's rating of the resolved hand-off the bot asked about (else the latest hand-off); once.
-    /// A later hand-off of the same conversation does not take the rating away from the one that was resolved.
+    /// Stores the customer's rating of the hand-off `Dialogue::handoff_to_rate` names; once.
     pub async fn rate(&self, conversation_id: &str, score: i32, comment: &str) -> Result<Handoff> {
         if !(1..=5).contains(&score) {
             return Err(Error::invalid("score", "must be 1 to 5"));
@@ -361,15 +360,7 @@ impl Desk {
         self.dialogue.check_text_limit("comment", comment)?;
         let _held = self.dialogue.hold(conversation_id).await?;
         let mut conversation = self.dialogue.conversation(conversation_id).await?;
-        let asked = match conversation.memory.rating_handoff.as_deref() {
-            Some(id) => self.store().handoff(id).await?,
-            None => None,
-        };
-        let handoff = match asked {
-            Some(handoff) => Some(handoff),
-            None => self.store().latest_handoff(conversation_id).await?,
-        };
-        let Some(mut handoff) = handoff else {
+        let Some(mut handoff) = self.dialogue.handoff_to_rate(&conversation).await? else {
             return Err(Error::FailedPrecondition("the conversation was never handed to a person".into()));
         };
         super::rate(&mut handoff, score, comment, self.dialogue.now())?;
