@@ -139,6 +139,9 @@ pub struct ServerConfig {
     /// Serve plain text on a non-loopback address. Off: without TLS only loopback is served (put a TLS-terminating
     /// proxy in front, or configure `tls_cert`/`tls_key`).
     pub allow_plaintext: bool,
+    /// After SIGTERM, how long requests in flight get to finish before the process exits anyway, in
+    /// milliseconds. Orchestrators kill after a grace period of their own; stay well inside it.
+    pub drain_timeout_ms: u64,
 }
 
 impl ServerConfig {
@@ -157,6 +160,9 @@ pub struct StorageConfig {
     pub database_url: String,
     /// Most PostgreSQL connections per replica for queries, and as many again for per-conversation locks.
     pub max_connections: u32,
+    /// With PostgreSQL: how long a request waits for a connection before it answers UNAVAILABLE, in milliseconds.
+    /// Short, so callers hear at once that the database is down (and retry) instead of hanging with it.
+    pub acquire_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,13 +349,19 @@ impl Default for ServerConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             allow_plaintext: false,
+            drain_timeout_ms: 1000,
         }
     }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("data"), database_url: String::new(), max_connections: 16 }
+        Self {
+            data_dir: PathBuf::from("data"),
+            database_url: String::new(),
+            max_connections: 16,
+            acquire_timeout_ms: 750,
+        }
     }
 }
 
@@ -546,6 +558,9 @@ impl Config {
         }
         if self.storage.max_connections == 0 {
             return invalid("storage.max_connections", "must be positive");
+        }
+        if self.storage.acquire_timeout_ms == 0 {
+            return invalid("storage.acquire_timeout_ms", "must be positive");
         }
         if self.limits.max_message_bytes == 0 {
             return invalid("limits.max_message_bytes", "must be positive");

@@ -40,12 +40,17 @@ use crate::intent::LiveModel;
 use crate::knowledge::{Knowledge, LiveKnowledge};
 use crate::store::Store;
 
+/// How often the database is checked for health reporting (and how long each check may take).
+const STORE_PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Everything a running loket needs, built from a [`Config`]; tests build one and serve it on their own listener.
 pub struct App {
     pub config: Arc<Config>,
     pub dialogue: Arc<Dialogue>,
     pub editor: Arc<Editor>,
     pub access: Arc<Access>,
+    /// Watched for reachability: health follows it.
+    store: Arc<dyn Store>,
     /// Where background retrains save the model they swap in.
     retrained_dir: PathBuf,
 }
@@ -121,9 +126,9 @@ impl App {
         }
         let config = Arc::new(config);
         let live = Arc::new(LiveKnowledge::new(knowledge));
-        let dialogue = Arc::new(Dialogue::new(store, live, Arc::new(model), Arc::clone(&config), clock)?);
+        let dialogue = Arc::new(Dialogue::new(Arc::clone(&store), live, Arc::new(model), Arc::clone(&config), clock)?);
         let editor = Arc::new(Editor::new(Arc::clone(&dialogue), entries, locales, retrainer));
-        Ok(App { config, dialogue, editor, access, retrained_dir })
+        Ok(App { config, dialogue, editor, access, store, retrained_dir })
     }
 
     /// Serves the gRPC API on `listener` until `shutdown` completes.
@@ -163,14 +168,31 @@ impl App {
         };
         // Before serving, so no change another replica commits from here on is missed.
         let follower = replica::follow(Arc::clone(&self.dialogue), Arc::clone(&self.editor)).await?;
-        // On shutdown, end the open watch streams first: the transport drains only once every stream is done.
+        let (store_reachable, probe) = store::watch_reachable(Arc::clone(&self.store), STORE_PROBE_INTERVAL);
+        // On shutdown: stop a retrain under way (the next start redoes it) and end the open watch streams, since
+        // the transport drains only once every stream is done; the transport turns health NOT_SERVING.
         let dialogue = Arc::clone(&self.dialogue);
+        let retrainer = self.editor.retrainer_handle();
+        let draining = Arc::new(tokio::sync::Notify::new());
+        let drain_started = Arc::clone(&draining);
         let shutdown = async move {
             shutdown.await;
-            info!("shutting down: ending watch streams, draining requests in flight");
+            info!("shutting down: health NOT_SERVING, ending watch streams, draining requests in flight");
+            retrainer.cancel();
             dialogue.close_streams();
+            drain_started.notify_one();
         };
-        let served = server::serve(self.dialogue, self.editor, self.access, tls, listener, shutdown).await;
+        let drain_timeout = Duration::from_millis(self.config.server.drain_timeout_ms);
+        let serving = server::serve(self.dialogue, self.editor, self.access, tls, listener, store_reachable, shutdown);
+        // Requests that outlive the drain (a client's endless health watch, a stuck call) do not hold the exit.
+        let served = tokio::select! {
+            served = serving => served,
+            () = async { draining.notified().await; tokio::time::sleep(drain_timeout).await } => {
+                tracing::warn!(?drain_timeout, "requests still in flight after the drain timeout: stopping anyway");
+                Ok(())
+            }
+        };
+        probe.abort();
         keys.abort();
         if let Some(follower) = follower {
             follower.abort();

@@ -8,12 +8,23 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    match loket::cli::run(loket::cli::Cli::parse()).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(loket::cli::run(loket::cli::Cli::parse()));
+    // Dropping a runtime waits for its blocking threads; a retrain stopped at shutdown may still be preparing its
+    // data for a moment. Everything acknowledged is committed by now and a model is installed by rename, so the
+    // process need not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             // The chain of causes, without a backtrace: these are user-facing errors (a bad file, a busy port).

@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tracing::{error, info};
 
 use crate::dialogue::Dialogue;
-use crate::intent::service;
+use crate::intent::{Cancel, service};
 
 /// File in a retrained model's directory naming the knowledge version it was trained on.
 const VERSION_FILE: &str = "knowledge_version";
@@ -40,11 +40,20 @@ pub struct Retrainer {
     epochs: usize,
     wake: Notify,
     status: Mutex<RetrainStatus>,
+    /// Raised at shutdown: a retrain under way stops within one training step and none starts after.
+    cancel: Cancel,
 }
 
 impl Retrainer {
     pub fn new(enabled: bool, delay: Duration, epochs: usize) -> Arc<Retrainer> {
-        Arc::new(Retrainer { enabled, delay, epochs, wake: Notify::new(), status: Mutex::default() })
+        Arc::new(Retrainer {
+            enabled,
+            delay,
+            epochs,
+            wake: Notify::new(),
+            status: Mutex::default(),
+            cancel: Cancel::new(),
+        })
     }
 
     /// Asks for a retrain; several requests within the delay lead to one.
@@ -53,6 +62,12 @@ impl Retrainer {
             self.update(|s| s.pending = true);
             self.wake.notify_one();
         }
+    }
+
+    /// Stops the retrain under way, if any, and every later one: the server is shutting down. The knowledge
+    /// version on disk stays behind, so the next start retrains.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
     }
 
     pub fn status(&self) -> RetrainStatus {
@@ -71,6 +86,9 @@ impl Retrainer {
                 this.wake.notified().await;
                 // Debounce: start only after `delay` without a new request.
                 while tokio::time::timeout(this.delay, this.wake.notified()).await.is_ok() {}
+                if this.cancel.is_cancelled() {
+                    return;
+                }
                 this.update(|s| {
                     s.pending = false;
                     s.running = true;
@@ -86,6 +104,10 @@ impl Retrainer {
                             s.trained_version = version;
                             s.last_seconds = Some(seconds);
                             s.last_error = None;
+                        }
+                        Err(e) if this.cancel.is_cancelled() => {
+                            info!(reason = %e, "background retrain stopped: shutting down");
+                            s.last_error = Some(e);
                         }
                         Err(e) => {
                             error!(error = %e, "background retrain failed: keeping the current model");
@@ -105,11 +127,12 @@ impl Retrainer {
         let conversational = config.knowledge.dir.join("intents/conversational.yaml");
         let languages = config.languages.supported.clone();
         let epochs = self.epochs;
+        let cancel = self.cancel.clone();
         let target = dir.to_owned();
         let started = std::time::Instant::now();
         // Training is seconds of CPU: a blocking thread, never an async worker.
         let model = tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let training = service::train_for(&knowledge.base, &conversational, &languages, SEED, epochs)
+            let training = service::train_for(&knowledge.base, &conversational, &languages, SEED, epochs, cancel)
                 .map_err(|e| e.to_string())?;
             save(&training.model, &target, version)?;
             // Serve what was saved (weights are stored as f16), so a restart answers exactly the same.

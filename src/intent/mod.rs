@@ -44,6 +44,42 @@ pub enum IntentError {
     Json(#[from] serde_json::Error),
     #[error("corrupt or incompatible model: {0}")]
     Corrupt(String),
+    #[error("training cancelled")]
+    Cancelled,
+}
+
+/// Stops a training run between two optimiser steps: a server shutting down does not wait for a background
+/// retrain. Clones share one flag; the default flag can never be raised.
+#[derive(Clone, Default)]
+pub struct Cancel(Option<std::sync::Arc<std::sync::atomic::AtomicBool>>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Cancel(Some(std::sync::Arc::default()))
+    }
+
+    pub fn cancel(&self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.as_ref().is_some_and(|flag| flag.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cancel({})", self.is_cancelled())
+    }
+}
+
+/// A flag is not a hyper-parameter: two configurations differing only in it are the same configuration.
+impl PartialEq for Cancel {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// One labelled utterance.
@@ -94,6 +130,9 @@ pub struct TrainConfig {
     pub novelty: Novelty,
     /// Characters of a message that are looked at; bounds latency on hostile input.
     pub max_chars: usize,
+    /// Raised to stop training early (never saved with the model).
+    #[serde(skip)]
+    pub cancel: Cancel,
 }
 
 impl Default for TrainConfig {
@@ -119,6 +158,7 @@ impl Default for TrainConfig {
             keep_in_scope: 0.95,
             novelty: Novelty::LogProbability,
             max_chars: 1000,
+            cancel: Cancel::default(),
         }
     }
 }

@@ -114,6 +114,9 @@ pub(crate) fn train_member(
         shuffle(&mut rng, &mut order);
         let mut epoch_loss = 0.0f64;
         for chunk in order.chunks(bs) {
+            if cfg.cancel.is_cancelled() {
+                return Err(IntentError::Cancelled);
+            }
             // Linear decay to zero: a cheap schedule that reliably beats a constant rate for bag models.
             opt.set_learning_rate(cfg.lr * (1.0 - step as f64 / total_steps));
             step += 1;

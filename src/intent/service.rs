@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::data::{DatasetError, OUT_OF_SCOPE, split, training_set};
-use super::{IntentError, IntentModel, TrainConfig, TrainReport};
+use super::{Cancel, IntentError, IntentModel, TrainConfig, TrainReport};
 use crate::knowledge::KnowledgeBase;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub fn train(
     languages: &[String],
     seed: u64,
 ) -> Result<ServiceTraining, TrainError> {
-    train_for(kb, conversational, languages, seed, EPOCHS)
+    train_for(kb, conversational, languages, seed, EPOCHS, Cancel::default())
 }
 
 /// An entry whose own phrasings the model ranks first for fewer than this share is left to retrieval.
@@ -50,6 +50,7 @@ pub fn train_for(
     languages: &[String],
     seed: u64,
     epochs: usize,
+    cancel: Cancel,
 ) -> Result<ServiceTraining, TrainError> {
     let examples = training_set(kb, conversational, languages)?;
     let (mut train, validation) = split(&examples);
@@ -59,7 +60,7 @@ pub fn train_for(
     let (kept, validation): (Vec<_>, Vec<_>) =
         validation.into_iter().partition(|e| questions.contains(e.text.as_str()));
     train.extend(kept);
-    let config = TrainConfig { seed, epochs, ..TrainConfig::small_data() };
+    let config = TrainConfig { seed, epochs, cancel, ..TrainConfig::small_data() };
     // Calibrate on the split, then learn from every example with that calibration: the fifth held out is a
     // fifth of each entry's few phrasings (heldout.tsv top-1 80.8% without the refit, 86.2% with it, where
     // part of the difference is entries left to retrieval below).

@@ -15,8 +15,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 use tracing::info;
 
 use crate::access::{Access, Role};
@@ -46,13 +50,45 @@ pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Resu
     Ok(tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key)))
 }
 
-/// Serves every loket service on `listener` until `shutdown` completes, then drains in-flight requests.
+/// The health-checked names of loket's services. They share one database, so they are up or down together.
+const SERVICES: [&str; 5] = [
+    <pb::chat_service_server::ChatServiceServer<chat::ChatApi> as NamedService>::NAME,
+    <pb::agent_service_server::AgentServiceServer<agent::AgentApi> as NamedService>::NAME,
+    <pb::knowledge_service_server::KnowledgeServiceServer<knowledge::KnowledgeApi> as NamedService>::NAME,
+    <pb::stats_service_server::StatsServiceServer<stats::StatsApi> as NamedService>::NAME,
+    <pb::admin_service_server::AdminServiceServer<admin::AdminApi> as NamedService>::NAME,
+];
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    // "" is the server as a whole, which load balancers check by default.
+    for service in SERVICES.into_iter().chain([""]) {
+        health.set_service_status(service, status).await;
+    }
+}
+
+/// Mirrors whether the database answers into the health service, until shutdown begins.
+fn mirror_store_health(health: HealthReporter, mut reachable: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let status =
+                if *reachable.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
+            set_health(&health, status).await;
+            if reachable.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Serves every loket service on `listener` until `shutdown` completes, then drains in-flight requests. Health
+/// follows `store_reachable` and turns NOT_SERVING as soon as shutdown begins, before the drain.
 pub async fn serve(
     dialogue: Arc<Dialogue>,
     editor: Arc<Editor>,
     access: Arc<Access>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     listener: TcpListener,
+    store_reachable: watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -91,12 +127,14 @@ pub async fn serve(
             .max_decoding_message_size(MAX_DECODING_BYTES),
         gate("AdminService", &[Role::Admin]),
     );
-    // The knowledge base and model are loaded before we get here, so SERVING is true from the first request.
-    health.set_serving::<pb::chat_service_server::ChatServiceServer<chat::ChatApi>>().await;
-    health.set_serving::<pb::agent_service_server::AgentServiceServer<agent::AgentApi>>().await;
-    health.set_serving::<pb::knowledge_service_server::KnowledgeServiceServer<knowledge::KnowledgeApi>>().await;
-    health.set_serving::<pb::stats_service_server::StatsServiceServer<stats::StatsApi>>().await;
-    health.set_serving::<pb::admin_service_server::AdminServiceServer<admin::AdminApi>>().await;
+    // The knowledge base and model are loaded before we get here, so SERVING is true from the first request
+    // (unless the database is down).
+    let mirror = mirror_store_health(health.clone(), store_reachable);
+    let shutdown = async move {
+        shutdown.await;
+        mirror.abort();
+        set_health(&health, ServingStatus::NotServing).await;
+    };
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     info!(%address, tls = tls.is_some(), "serving gRPC");
     let mut builder = tonic::transport::Server::builder().max_concurrent_streams(Some(limits.max_concurrent_streams));

@@ -2,9 +2,10 @@
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::error::Error;
+use crate::store::StoreError;
 
 pub fn status_of(error: Error) -> Status {
     match error {
@@ -34,6 +35,19 @@ pub fn status_of(error: Error) -> Status {
         Error::NotFound { what, id } => Status::not_found(format!("{what} {id:?} not found")),
         Error::FailedPrecondition(message) => Status::failed_precondition(message),
         Error::AlreadyExists(message) => Status::already_exists(message),
+        Error::Store(StoreError::Unavailable(e)) => {
+            warn!(error = %e, "database unreachable");
+            Status::unavailable("the database is unreachable; the request was not applied: retry it shortly")
+        }
+        Error::Store(StoreError::OutcomeUnknown(e)) => {
+            warn!(error = %e, "connection lost during a commit");
+            // UNAVAILABLE is the code clients retry; the message says why the retry must be the same request.
+            Status::unavailable(
+                "the database connection was lost while committing: the request may have been applied. Retry it \
+                 unchanged (with the same client_message_id): the retry returns the stored outcome or applies it \
+                 once",
+            )
+        }
         Error::Store(e) => {
             // Details stay in the log: they may contain paths or data the caller must not see.
             error!(error = %e, "storage failure");

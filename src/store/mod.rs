@@ -7,10 +7,12 @@ mod recent;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
-use tracing::info;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -24,7 +26,15 @@ use crate::knowledge::gaps::Gap;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The database could not be reached (refused, connection lost, no connection free in time) before anything
+    /// was committed: the operation was not applied and may be retried as it is.
+    #[error("database unreachable: {0}")]
+    Unavailable(sqlx::Error),
+    /// The connection was lost while the commit was under way: it may or may not have been applied. Only a retry
+    /// that is idempotent (the same client message id, a conditional update) is safe.
+    #[error("commit outcome unknown: {0}")]
+    OutcomeUnknown(sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -35,6 +45,35 @@ pub enum StoreError {
     /// The hand-off was no longer in the expected state: someone else changed it first.
     #[error("hand-off changed concurrently")]
     Conflict,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_connection_error(&error) { StoreError::Unavailable(error) } else { StoreError::Database(error) }
+    }
+}
+
+/// Whether the error says the database could not be talked to, rather than that it refused the statement.
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P01-57P03 (the server is shutting down or starting).
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
+        _ => false,
+    }
+}
+
+/// Commits `tx`. A connection lost while the commit is under way leaves its outcome unknown: the server may have
+/// committed before the reply was lost. Every other failure before or at commit leaves nothing applied.
+pub(crate) async fn finish<DB: sqlx::Database>(tx: sqlx::Transaction<'_, DB>) -> Result<(), StoreError> {
+    tx.commit().await.map_err(|error| match StoreError::from(error) {
+        StoreError::Unavailable(error) => StoreError::OutcomeUnknown(error),
+        other => other,
+    })
 }
 
 /// Everything one operation writes, committed atomically.
@@ -185,6 +224,28 @@ impl ConversationLock {
     }
 }
 
+/// Whether the store answers, checked every `every` (each check given as long again to answer). The receiver
+/// starts at `true` and changes only on a change, which is logged; the task runs until aborted.
+pub fn watch_reachable(store: Arc<dyn Store>, every: Duration) -> (watch::Receiver<bool>, JoinHandle<()>) {
+    let (sender, receiver) = watch::channel(true);
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let reachable = matches!(tokio::time::timeout(every, store.ping()).await, Ok(Ok(())));
+            if *sender.borrow() != reachable {
+                match reachable {
+                    true => info!("the database answers again"),
+                    false => warn!("the database does not answer: calls get UNAVAILABLE, health says NOT_SERVING"),
+                }
+                sender.send_replace(reachable);
+            }
+        }
+    });
+    (receiver, task)
+}
+
 /// The configured store: PostgreSQL when `database_url` is set, else the embedded SQLite in `data_dir`.
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
     if config.database_url.trim().is_empty() {
@@ -192,7 +253,8 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> 
         info!(engine = "sqlite", path = %config.data_dir.join("loket.db").display(), "database ready");
         return Ok(Arc::new(store));
     }
-    let store = PgStore::connect(&config.database_url, config.max_connections).await?;
+    let acquire_timeout = std::time::Duration::from_millis(config.acquire_timeout_ms);
+    let store = PgStore::connect(&config.database_url, config.max_connections, acquire_timeout).await?;
     info!(engine = "postgres", "database ready");
     Ok(Arc::new(store))
 }
@@ -200,6 +262,11 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError>;
+
+    /// Answers when the database can be reached (the embedded one always can).
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Waits until no other process sharing the database works on this conversation, and keeps it so until
     /// the lock is dropped. Callers take their in-process lock first. If the process dies, the database frees it.
@@ -280,4 +347,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// The conversations created in `[start, end)` (Unix milliseconds) with their hand-offs and turns.
     async fn stats_records(&self, start: i64, end: i64) -> Result<StatsRecords, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_errors_are_unavailable_and_refusals_are_not() {
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(StoreError::from(refused), StoreError::Unavailable(_)));
+        assert!(matches!(StoreError::from(sqlx::Error::PoolTimedOut), StoreError::Unavailable(_)));
+        // The database answered, and said no: a bug or bad data, not an outage.
+        assert!(matches!(StoreError::from(sqlx::Error::RowNotFound), StoreError::Database(_)));
+        assert!(matches!(StoreError::from(sqlx::Error::ColumnNotFound("id".into())), StoreError::Database(_)));
+    }
 }

@@ -3,6 +3,7 @@
 //! a session advisory lock, which PostgreSQL releases itself when the holder's connection dies.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -53,15 +54,30 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 
 impl PgStore {
     /// Connects to `url` and brings the schema up to date (sqlx's migrator serialises concurrent starts with an
-    /// advisory lock of its own).
-    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.application_name("loket");
-        let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options.clone()).await?;
-        let locks = PgPoolOptions::new().max_connections(max_connections).connect_lazy_with(options);
+    /// advisory lock of its own). At start the database gets `STARTUP_WAIT` to come up; once running, a request
+    /// waits at most `acquire_timeout` for a connection, so callers hear UNAVAILABLE fast while it is down.
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::Database)?.application_name("loket");
+        let pool_options = || PgPoolOptions::new().max_connections(max_connections).acquire_timeout(acquire_timeout);
+        let pool = pool_options().connect_lazy_with(options.clone());
+        let locks = pool_options().connect_lazy_with(options);
+        let started = std::time::Instant::now();
+        while let Err(error) = sqlx::query("SELECT 1").execute(&pool).await {
+            let error = StoreError::from(error);
+            // A wrong password or database name will not mend by waiting.
+            if started.elapsed() > STARTUP_WAIT || !matches!(error, StoreError::Unavailable(_)) {
+                return Err(error);
+            }
+            warn!(%error, "waiting for PostgreSQL to accept connections");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore { pool, locks, origin: uuid::Uuid::new_v4().simple().to_string() })
     }
 }
+
+/// How long a starting replica waits for the database (a cluster starting together starts in any order).
+const STARTUP_WAIT: Duration = Duration::from_secs(30);
 
 /// A session advisory lock on a pooled connection. Released on drop in the background, so dropping never blocks;
 /// a connection that cannot say so is closed, which releases the lock just the same.
@@ -384,7 +400,12 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        super::finish(tx).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
@@ -593,7 +614,7 @@ impl Store for PgStore {
             .bind(&self.origin)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        super::finish(tx).await?;
         Ok(())
     }
 
@@ -735,7 +756,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        super::finish(tx).await?;
         Ok(())
     }
 
@@ -751,7 +772,7 @@ impl Store for PgStore {
         if revoked {
             insert_audit(&mut tx, audit).await?;
         }
-        tx.commit().await?;
+        super::finish(tx).await?;
         Ok(revoked)
     }
 
@@ -799,7 +820,7 @@ impl Store for PgStore {
         let detail = serde_json::to_value(erased).map_err(corrupt)?;
         insert_audit(&mut tx, &AuditEntry { at, actor: actor.to_owned(), action: "erase_customer".into(), detail })
             .await?;
-        tx.commit().await?;
+        super::finish(tx).await?;
         Ok(erased)
     }
 
@@ -877,7 +898,7 @@ impl Store for PgStore {
                 .await?;
             rewritten += 1;
         }
-        tx.commit().await?;
+        super::finish(tx).await?;
         Ok(rewritten)
     }
 }

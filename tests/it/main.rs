@@ -13,6 +13,7 @@ mod intent;
 mod invalid;
 mod knowledge;
 mod kpi;
+mod lifecycle;
 mod metrics;
 mod persistence;
 mod postgres;

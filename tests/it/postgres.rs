@@ -10,6 +10,8 @@ pub struct TestPostgres {
     pub url: String,
     bin: PathBuf,
     data: PathBuf,
+    /// The server's command-line options, to start it again on the same port.
+    options: String,
     run_as: Option<String>,
     _dir: tempfile::TempDir,
 }
@@ -36,6 +38,17 @@ fn free_port() -> u16 {
 impl TestPostgres {
     /// Starts a server, or prints why it cannot and returns `None` (the caller skips).
     pub fn start() -> Option<TestPostgres> {
+        Self::start_with("")
+    }
+
+    /// A server that acknowledges a commit only once its WAL record is written, so one stopped with
+    /// [`Self::stop_immediately`] keeps every commit it acknowledged, as a production server would. (fsync stays
+    /// off: the operating system's cache survives a killed server.)
+    pub fn start_durable() -> Option<TestPostgres> {
+        Self::start_with("-c synchronous_commit=on")
+    }
+
+    fn start_with(extra_options: &str) -> Option<TestPostgres> {
         let Some(bin) = binaries() else {
             eprintln!("SKIPPED: no PostgreSQL under /usr/lib/postgresql (apt-get install postgresql; .ci/run does)");
             return None;
@@ -53,7 +66,7 @@ impl TestPostgres {
             None
         };
         let data = dir.path().join("data");
-        let mut server = TestPostgres { url: String::new(), bin, data, run_as, _dir: dir };
+        let mut server = TestPostgres { url: String::new(), bin, data, options: String::new(), run_as, _dir: dir };
         let initdb = server.run("initdb", &["-D", path(&server.data), "-U", "loket", "--auth=trust", "-E", "UTF8"]);
         if !initdb.status.success() {
             eprintln!("SKIPPED: initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
@@ -63,18 +76,37 @@ impl TestPostgres {
         // Durability settings off: these databases die with the test; loket's own kill -9 is what is tested.
         let options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 {extra_options}"
         );
-        let log = server.data.with_file_name("postgres.log");
-        let started =
-            server.run("pg_ctl", &["-D", path(&server.data), "-l", path(&log), "-o", &options, "-w", "start"]);
-        if !started.status.success() {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
-            eprintln!("SKIPPED: PostgreSQL did not start: {}{log}", String::from_utf8_lossy(&started.stderr));
+        server.options = options;
+        if let Err(why) = server.start_again() {
+            eprintln!("SKIPPED: PostgreSQL did not start: {why}");
             return None;
         }
         server.url = format!("postgres://loket@127.0.0.1:{port}/postgres");
         Some(server)
+    }
+
+    /// Starts the stopped server again, on the same port with the same data; waits until it accepts connections.
+    pub fn start_again(&self) -> Result<(), String> {
+        let log = self.data.with_file_name("postgres.log");
+        let started =
+            self.run("pg_ctl", &["-D", path(&self.data), "-l", path(&log), "-o", &self.options, "-w", "start"]);
+        match started.status.success() {
+            true => Ok(()),
+            false => Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&started.stderr),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )),
+        }
+    }
+
+    /// Stops the server the hard way (`pg_ctl stop -m immediate`: every connection dropped, no checkpoint), as a
+    /// crash or a failover would.
+    pub fn stop_immediately(&self) {
+        let stopped = self.run("pg_ctl", &["-D", path(&self.data), "-m", "immediate", "-w", "stop"]);
+        assert!(stopped.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&stopped.stderr));
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Output {

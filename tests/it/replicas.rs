@@ -379,7 +379,8 @@ async fn a_knowledge_edit_on_one_replica_is_answered_on_the_other_and_retrained_
 async fn the_postgres_store_keeps_the_embedded_stores_semantics() {
     let Some(database) = TestPostgres::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let store = loket::store::PgStore::connect(&database.url, 4).await.expect("connect");
+    let store =
+        loket::store::PgStore::connect(&database.url, 4, std::time::Duration::from_secs(1)).await.expect("connect");
     let server = TestServer::start_on(test_config(dir.path()), Arc::new(store)).await;
     let mut chat = server.chat().await;
 
