@@ -287,6 +287,7 @@ impl Desk {
     pub async fn transfer(&self, handoff_id: &str, agent_id: &str, skill: &str, note: &str) -> Result<Handoff> {
         self.dialogue.check_id("agent_id", agent_id)?;
         self.dialogue.check_id("skill", skill)?;
+        self.dialogue.check_text_limit("note", note)?;
         let found = self.load(handoff_id).await?;
         let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
@@ -307,6 +308,7 @@ impl Desk {
     /// Resolves the hand-off; the bot takes the conversation back and asks for a rating.
     pub async fn resolve(&self, handoff_id: &str, agent_id: &str, note: &str) -> Result<Handoff> {
         self.dialogue.check_id("agent_id", agent_id)?;
+        self.dialogue.check_text_limit("note", note)?;
         let found = self.load(handoff_id).await?;
         let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;

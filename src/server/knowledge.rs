@@ -44,6 +44,7 @@ fn author<'a>(author: &'a str, key_id: &'a str) -> Result<&'a str, Status> {
     if author.chars().count() > 128 {
         return Err(status_of(Error::invalid("author", "longer than 128 characters")));
     }
+    crate::text::check_characters("author", author, false).map_err(status_of)?;
     Ok(if author.is_empty() { key_id } else { author })
 }
 

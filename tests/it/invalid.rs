@@ -99,7 +99,7 @@ async fn hostile_text_gets_a_decision_not_a_crash() {
     let id = conversation_id(&start_conversation(&mut chat, "").await);
     for text in [
         "🙂🙂🙂",
-        "\u{0}\u{1}\u{2}",
+        "\u{a0}\u{200b}\u{feff}",
         "%s%n{}{}",
         "ÉÉÉ ÄÖÜ ß",
         "مرحبا كيف حالك",

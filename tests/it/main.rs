@@ -16,4 +16,5 @@ mod kpi;
 mod metrics;
 mod persistence;
 mod postgres;
+mod protocol;
 mod replicas;

@@ -1,0 +1,138 @@
+//! The protocol's edges through the real server: bytes that are not a valid request, control characters, sizes
+//! between the field limit and the transport's, empty ids, the form of the credential, deadlines, and pages that
+//! stay put while data arrives.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use loket::server::pb;
+use loket::server::pb::admin_service_client::AdminServiceClient;
+use loket::server::pb::agent_service_client::AgentServiceClient;
+use loket::server::pb::chat_service_client::ChatServiceClient;
+use loket::server::pb::knowledge_service_client::KnowledgeServiceClient;
+use prost::bytes::{Buf, BufMut};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::harness::*;
+
+/// Sends and receives message bytes as they are, so a test can put on the wire what no generated client would.
+#[derive(Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+/// Calls `/loket.v1.<rpc>` with `bytes` as the request message.
+async fn raw_call(server: &TestServer, token: &str, rpc: &'static str, bytes: Vec<u8>) -> Result<Vec<u8>, Status> {
+    let mut grpc = tonic::client::Grpc::new(server.authed(token).await);
+    grpc.ready().await.expect("channel ready");
+    let path = http::uri::PathAndQuery::try_from(format!("/loket.v1.{rpc}")).unwrap();
+    grpc.unary(tonic::Request::new(bytes), path, RawCodec).await.map(tonic::Response::into_inner)
+}
+
+/// A length-delimited protobuf field (wire type 2) holding `value`, which may be any bytes.
+fn bytes_field(number: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![number << 3 | 2, value.len() as u8];
+    out.extend_from_slice(value);
+    out
+}
+
+fn violation_fields(status: &Status) -> Vec<String> {
+    let details = status.get_details_bad_request().unwrap_or_else(|| panic!("no BadRequest details: {status:?}"));
+    details.field_violations.into_iter().map(|v| v.field).collect()
+}
+
+async fn transcript(chat: &mut ChatServiceClient<Authed>, id: &str) -> Vec<pb::Message> {
+    let request = pb::GetConversationRequest { conversation_id: id.into() };
+    chat.get_conversation(request).await.unwrap().into_inner().messages
+}
+
+#[tokio::test]
+async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
+    let (server, _dir) = fresh_server().await;
+    let mut chat = server.chat().await;
+    let id = conversation_id(&start_conversation(&mut chat, "nl").await);
+    let message = |text: &str, client_message_id: &str| pb::SendMessageRequest {
+        conversation_id: id.clone(),
+        text: text.into(),
+        client_message_id: client_message_id.into(),
+    };
+    for (request, field) in [
+        (message("\u{0}\u{1}\u{2}", ""), "text"),
+        (message("waar is mijn pakket\u{1b}[2J", ""), "text"),
+        (message("bel me\u{7f}", ""), "text"),
+        (message("hallo", "m\n1"), "client_message_id"),
+    ] {
+        let status = chat.send_message(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(violation_fields(&status), [field]);
+    }
+    assert_eq!(transcript(&mut chat, &id).await.len(), 1, "only the greeting");
+    // Tabs and line breaks are ordinary text.
+    chat.send_message(message("hoe stuur ik\r\neen artikel\tretour", "")).await.expect("line breaks are text");
+
+    let start = |customer_id: &str, metadata: &[(&str, &str)]| pb::StartConversationRequest {
+        customer_id: customer_id.into(),
+        metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    };
+    for (request, field) in [(start("c\u{0}", &[]), "customer_id"), (start("c", &[("page", "/\u{7}")]), "metadata")] {
+        let status = chat.start_conversation(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(violation_fields(&status), [field]);
+    }
+
+    // An agent's message to the customer.
+    let (conversation, _, _) = ask_for_a_person(&mut chat, "cust-ctl").await;
+    let mut agent = server.agent().await;
+    let handoff_id = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner().handoffs[0]
+        .handoff_id
+        .clone();
+    agent
+        .claim_handoff(pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), agent_id: "anna".into() })
+        .await
+        .unwrap();
+    let before = transcript(&mut chat, &conversation).await.len();
+    let request = pb::SendAgentMessageRequest { handoff_id, agent_id: "anna".into(), text: "hoi\u{0}".into() };
+    let status = agent.send_agent_message(request).await.unwrap_err();
+    assert_eq!((status.code(), violation_fields(&status)), (Code::InvalidArgument, vec!["text".to_owned()]));
+    assert_eq!(transcript(&mut chat, &conversation).await.len(), before);
+    server.stop().await;
+}
