@@ -271,6 +271,10 @@ impl Access {
     }
 
     pub async fn revoke_key(&self, id: &str, actor: &str) -> Result<()> {
+        if id.is_empty() {
+            return Err(Error::invalid("key_id", "is required"));
+        }
+        crate::text::check_characters("key_id", id, false)?;
         let detail = serde_json::json!({ "key_id": id });
         let audit =
             AuditEntry { at: self.clock.now_millis(), actor: actor.to_owned(), action: "revoke_key".into(), detail };

@@ -245,6 +245,7 @@ impl Dialogue {
         scope: Option<&str>,
     ) -> Result<SendOutcome> {
         let started = std::time::Instant::now();
+        self.check_id("conversation_id", conversation_id)?;
         self.check_text(text)?;
         // Optional: absent or empty means "no idempotency", anything given must be a valid id.
         let client_message_id = client_message_id.map(str::trim).filter(|id| !id.is_empty());
@@ -431,6 +432,7 @@ impl Dialogue {
         conversation_id: &str,
         after_seq: u64,
     ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        self.check_id("conversation_id", conversation_id)?;
         // Subscribe before reading history, so nothing committed in between is missed.
         let mut live = BroadcastStream::new(self.hub.subscribe(conversation_id));
         self.conversation(conversation_id).await?;
@@ -485,7 +487,10 @@ impl Dialogue {
         })
     }
 
+    /// The conversation a caller names; its id is checked first, so an empty one is INVALID_ARGUMENT, not
+    /// NOT_FOUND.
     pub(crate) async fn conversation(&self, id: &str) -> Result<Conversation> {
+        self.check_id("conversation_id", id)?;
         self.store.conversation(id).await?.ok_or_else(|| Error::NotFound { what: "conversation", id: id.to_owned() })
     }
 

@@ -166,6 +166,7 @@ impl Desk {
     }
 
     async fn load(&self, handoff_id: &str) -> Result<Handoff> {
+        self.dialogue.check_id("handoff_id", handoff_id)?;
         self.store()
             .handoff(handoff_id)
             .await?
@@ -182,6 +183,7 @@ impl Desk {
         if skills.is_empty() || skills.iter().any(|s| s.trim().is_empty()) {
             return Err(Error::invalid("skills", "name at least one skill, none empty"));
         }
+        skills.iter().try_for_each(|skill| self.dialogue.check_id("skills", skill))?;
         // Subscribe first so nothing committed while the snapshot is read is lost.
         let mut live = BroadcastStream::new(self.dialogue.queue().sender.subscribe());
         let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: skills.clone() };

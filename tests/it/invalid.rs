@@ -24,7 +24,7 @@ async fn bad_messages_are_rejected_and_nothing_is_stored() {
         (message(&id, "   \n\t "), Code::InvalidArgument),
         (message(&id, &"a".repeat(4097)), Code::InvalidArgument),
         (message("no-such-conversation", "hallo"), Code::NotFound),
-        (message("", "hallo"), Code::NotFound),
+        (message("", "hallo"), Code::InvalidArgument),
         (pb::SendMessageRequest { client_message_id: "x".repeat(200), ..message(&id, "hallo") }, Code::InvalidArgument),
     ];
     for (request, expected) in cases {

@@ -136,3 +136,64 @@ async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
     assert_eq!(transcript(&mut chat, &conversation).await.len(), before);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_empty_id_is_invalid_argument_on_every_rpc_taking_one() {
+    let (server, _dir) = fresh_server().await;
+    let admin = server.keys.admin.clone();
+    let chat = ChatServiceClient::new(server.authed(&admin).await);
+    let agent = AgentServiceClient::new(server.authed(&admin).await);
+    let knowledge = KnowledgeServiceClient::new(server.authed(&admin).await);
+    let admin = AdminServiceClient::new(server.authed(&admin).await);
+    let code = |r: Result<(), Status>| r.err().map_or(Code::Ok, |s| s.code());
+    let calls: Vec<(&str, Code)> = vec![
+        ("SendMessage", {
+            let request = pb::SendMessageRequest { text: "hallo".into(), ..Default::default() };
+            code(chat.clone().send_message(request).await.map(drop))
+        }),
+        (
+            "WatchConversation",
+            code(chat.clone().watch_conversation(pb::WatchConversationRequest::default()).await.map(drop)),
+        ),
+        ("GetConversation", code(chat.clone().get_conversation(pb::GetConversationRequest::default()).await.map(drop))),
+        ("EndConversation", code(chat.clone().end_conversation(pb::EndConversationRequest::default()).await.map(drop))),
+        ("RateConversation", {
+            let request = pb::RateConversationRequest { score: 5, ..Default::default() };
+            code(chat.clone().rate_conversation(request).await.map(drop))
+        }),
+        ("ClaimHandoff", {
+            let request = pb::ClaimHandoffRequest { agent_id: "anna".into(), ..Default::default() };
+            code(agent.clone().claim_handoff(request).await.map(drop))
+        }),
+        ("SendAgentMessage", {
+            let request =
+                pb::SendAgentMessageRequest { agent_id: "anna".into(), text: "hoi".into(), ..Default::default() };
+            code(agent.clone().send_agent_message(request).await.map(drop))
+        }),
+        ("TransferHandoff", {
+            let request =
+                pb::TransferHandoffRequest { agent_id: "anna".into(), skill: "billing".into(), ..Default::default() };
+            code(agent.clone().transfer_handoff(request).await.map(drop))
+        }),
+        ("ResolveHandoff", {
+            let request = pb::ResolveHandoffRequest { agent_id: "anna".into(), ..Default::default() };
+            code(agent.clone().resolve_handoff(request).await.map(drop))
+        }),
+        ("GetHandoff", code(agent.clone().get_handoff(pb::GetHandoffRequest::default()).await.map(drop))),
+        ("GetFaq", code(knowledge.clone().get_faq(pb::GetFaqRequest::default()).await.map(drop))),
+        ("DeleteFaq", code(knowledge.clone().delete_faq(pb::DeleteFaqRequest::default()).await.map(drop))),
+        ("AttachKnowledgeGap", {
+            let request = pb::AttachKnowledgeGapRequest { faq_id: "returns".into(), ..Default::default() };
+            code(knowledge.clone().attach_knowledge_gap(request).await.map(drop))
+        }),
+        ("CreateFaqFromGap", {
+            let request = pb::CreateFaqFromGapRequest { faq: Some(pb::Faq::default()), ..Default::default() };
+            code(knowledge.clone().create_faq_from_gap(request).await.map(drop))
+        }),
+        ("RevokeApiKey", code(admin.clone().revoke_api_key(pb::RevokeApiKeyRequest::default()).await.map(drop))),
+        ("EraseCustomer", code(admin.clone().erase_customer(pb::EraseCustomerRequest::default()).await.map(drop))),
+    ];
+    let wrong: Vec<_> = calls.iter().filter(|(_, code)| *code != Code::InvalidArgument).collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
+    server.stop().await;
+}
