@@ -85,6 +85,38 @@ async fn transcript(chat: &mut ChatServiceClient<Authed>, id: &str) -> Vec<pb::M
 }
 
 #[tokio::test]
+async fn a_request_that_does_not_decode_is_invalid_argument_naming_the_field() {
+    let (server, _dir) = fresh_server().await;
+    let mut chat = server.chat().await;
+    let id = conversation_id(&start_conversation(&mut chat, "nl").await);
+
+    // SendMessageRequest { conversation_id: id, text: <not UTF-8> }
+    let mut request = bytes_field(1, id.as_bytes());
+    request.extend(bytes_field(2, &[b'h', 0xff, 0xfe, b'i']));
+    let status = raw_call(&server, &server.keys.client, "ChatService/SendMessage", request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violation_fields(&status), ["text"]);
+
+    // Nested: CreateFaqRequest { faq: Faq { category: <not UTF-8> } }.
+    let request = bytes_field(1, &bytes_field(2, &[0xc3, 0x28]));
+    let status = raw_call(&server, &server.keys.editor, "KnowledgeService/CreateFaq", request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violation_fields(&status), ["faq.category"]);
+
+    // Not protobuf at all: a length running past the end of the message.
+    let status =
+        raw_call(&server, &server.keys.client, "ChatService/SendMessage", vec![0x12, 0x40, b'a']).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    // Nothing was stored, and the same bytes with valid text go through.
+    assert_eq!(transcript(&mut chat, &id).await.len(), 1, "only the greeting");
+    let mut request = bytes_field(1, id.as_bytes());
+    request.extend(bytes_field(2, b"hallo"));
+    raw_call(&server, &server.keys.client, "ChatService/SendMessage", request).await.expect("valid bytes");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
     let (server, _dir) = fresh_server().await;
     let mut chat = server.chat().await;
@@ -134,6 +166,24 @@ async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
     let status = agent.send_agent_message(request).await.unwrap_err();
     assert_eq!((status.code(), violation_fields(&status)), (Code::InvalidArgument, vec!["text".to_owned()]));
     assert_eq!(transcript(&mut chat, &conversation).await.len(), before);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_megabyte_of_text_gets_the_field_limit_not_the_transport_limit() {
+    let (server, _dir) = fresh_server().await;
+    let mut chat = server.chat().await;
+    let id = conversation_id(&start_conversation(&mut chat, "nl").await);
+    let request = pb::SendMessageRequest {
+        conversation_id: id.clone(),
+        text: "a".repeat(1024 * 1024),
+        client_message_id: String::new(),
+    };
+    let status = chat.send_message(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violation_fields(&status), ["text"]);
+    assert!(status.message().contains("4096"), "the limit is named: {}", status.message());
+    assert_eq!(transcript(&mut chat, &id).await.len(), 1, "only the greeting");
     server.stop().await;
 }
 
