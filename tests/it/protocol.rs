@@ -247,3 +247,31 @@ async fn an_empty_id_is_invalid_argument_on_every_rpc_taking_one() {
     assert!(wrong.is_empty(), "{wrong:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_credential_must_read_bearer_and_a_key() {
+    let (server, _dir) = fresh_server().await;
+    let token = server.keys.client.clone();
+    let start = pb::StartConversationRequest { customer_id: "c".into(), ..Default::default() };
+    for header in [token.clone(), format!("Basic {token}"), "Bearer ".to_owned(), format!("Bearer{token}")] {
+        let channel = InterceptedService::new(server.channel().await, Raw(header.parse().unwrap()));
+        let status = ChatServiceClient::new(channel).start_conversation(start.clone()).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{header:?}: {status:?}");
+        assert!(status.message().contains("Bearer <key>"), "says the expected form: {}", status.message());
+    }
+    // The scheme's case is free (RFC 9110).
+    let channel = InterceptedService::new(server.channel().await, Raw(format!("bearer {token}").parse().unwrap()));
+    ChatServiceClient::new(channel).start_conversation(start).await.expect("bearer in lower case");
+    server.stop().await;
+}
+
+/// Sends an `authorization` header exactly as given.
+#[derive(Clone)]
+struct Raw(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Raw {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
