@@ -7,6 +7,7 @@ mod auth;
 mod chat;
 mod codec;
 mod convert;
+mod deadline;
 mod knowledge;
 mod latency;
 mod stats;
@@ -116,11 +117,13 @@ pub async fn serve(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    if limits.request_timeout_secs > 0 {
-        builder = builder.timeout(std::time::Duration::from_secs(limits.request_timeout_secs));
-    }
+    // Not tonic's `Server::timeout`: it answers CANCELLED (see `deadline`).
+    let timeout =
+        (limits.request_timeout_secs > 0).then(|| std::time::Duration::from_secs(limits.request_timeout_secs));
     builder
+        // Outermost, so the latency and code recorded are those the client sees, DEADLINE_EXCEEDED included.
         .layer(latency::LatencyLayer::new())
+        .layer(deadline::DeadlineLayer::new(timeout))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(chat)

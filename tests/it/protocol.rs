@@ -275,3 +275,41 @@ impl tonic::service::Interceptor for Raw {
         Ok(request)
     }
 }
+
+#[tokio::test]
+async fn a_request_out_of_time_is_deadline_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.limits.request_timeout_secs = 1;
+    let server = TestServer::start(config).await;
+    let mut chat = server.chat().await;
+    let id = conversation_id(&start_conversation(&mut chat, "nl").await);
+
+    // Another process holds the database's write lock, so the message cannot be committed in time.
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", dir.path().join("loket.db").display());
+    let mut blocker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
+
+    let message = || pb::SendMessageRequest {
+        conversation_id: id.clone(),
+        text: "hoe stuur ik een artikel retour".into(),
+        client_message_id: String::new(),
+    };
+    let started = Instant::now();
+    let status = chat.send_message(message()).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "the server's limit: {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    // The client's own, shorter deadline (grpc-timeout) gets the same answer.
+    let mut request = tonic::Request::new(message());
+    request.set_timeout(Duration::from_millis(100));
+    let started = Instant::now();
+    let status = chat.send_message(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "the client's deadline: {status:?}");
+    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    drop(blocker);
+    server.stop().await;
+}
