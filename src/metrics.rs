@@ -139,7 +139,7 @@ impl Gauges {
     pub async fn refresh(&self) {
         let now = self.dialogue.now();
         let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: Vec::new() };
-        match self.dialogue.store().handoffs(&filter, 0, u32::MAX).await {
+        match self.dialogue.store().handoffs(&filter, None, u32::MAX).await {
             Ok(queued) => {
                 let known = self.known_skills();
                 let mut queues: BTreeMap<String, (u64, i64)> =

@@ -313,3 +313,119 @@ async fn a_request_out_of_time_is_deadline_exceeded() {
     drop(blocker);
     server.stop().await;
 }
+
+async fn handoff_page(agent: &mut AgentServiceClient<Authed>, page_token: String) -> pb::ListHandoffsResponse {
+    let request = pb::ListHandoffsRequest { page_size: 2, page_token, ..Default::default() };
+    agent.list_handoffs(request).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn handoff_pages_do_not_shift_when_handoffs_arrive_between_them() {
+    let (server, _dir) = fresh_server().await;
+    handoff_pages_stay_put(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn handoff_pages_do_not_shift_on_postgres_either() {
+    let Some(database) = crate::postgres::TestPostgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = loket::store::PgStore::connect(&database.url, 4).await.expect("connect");
+    let server = TestServer::start_on(test_config(dir.path()), std::sync::Arc::new(store)).await;
+    handoff_pages_stay_put(&server).await;
+    server.stop().await;
+}
+
+/// Pages through five hand-offs two at a time while three newer ones arrive after the first page.
+async fn handoff_pages_stay_put(server: &TestServer) {
+    let mut chat = server.chat().await;
+    let mut agent = server.agent().await;
+    for n in 0..5 {
+        ask_for_a_person(&mut chat, &format!("early-{n}")).await;
+        server.clock.advance(1000);
+    }
+    let listed = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner().handoffs;
+    let existing: Vec<String> = listed.iter().map(|h| h.handoff_id.clone()).collect();
+
+    let mut seen = Vec::new();
+    let first = handoff_page(&mut agent, String::new()).await;
+    seen.extend(first.handoffs.iter().map(|h| h.handoff_id.clone()));
+    // Three newer hand-offs arrive between the first page and the next.
+    for n in 0..3 {
+        ask_for_a_person(&mut chat, &format!("late-{n}")).await;
+        server.clock.advance(1000);
+    }
+    let mut token = first.next_page_token;
+    while !token.is_empty() {
+        let page = handoff_page(&mut agent, token).await;
+        seen.extend(page.handoffs.iter().map(|h| h.handoff_id.clone()));
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, existing, "every hand-off that existed, once each, in order");
+
+    // Bad pages: a negative size, a made-up token, a token of another filter.
+    let status = agent.list_handoffs(pb::ListHandoffsRequest { page_size: -1, ..Default::default() }).await;
+    assert_eq!(status.unwrap_err().code(), Code::InvalidArgument);
+    for page_token in ["2", "garbage"] {
+        let request = pb::ListHandoffsRequest { page_token: page_token.into(), ..Default::default() };
+        let status = agent.list_handoffs(request).await.unwrap_err();
+        assert_eq!((status.code(), violation_fields(&status)), (Code::InvalidArgument, vec!["page_token".to_owned()]));
+    }
+    let token = handoff_page(&mut agent, String::new()).await.next_page_token;
+    let other_filter =
+        pb::ListHandoffsRequest { page_token: token, state: pb::HandoffState::Claimed.into(), ..Default::default() };
+    assert_eq!(agent.list_handoffs(other_filter).await.unwrap_err().code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn api_keys_and_knowledge_gaps_come_in_pages() {
+    let (server, _dir) = fresh_server().await;
+    let mut admin = server.admin().await;
+    let mut keys = Vec::new();
+    let mut token = String::new();
+    loop {
+        let request = pb::ListApiKeysRequest { page_size: 2, page_token: token };
+        let page = admin.list_api_keys(request).await.unwrap().into_inner();
+        assert!(page.keys.len() <= 2);
+        keys.extend(page.keys.into_iter().map(|k| k.key_id));
+        // A key created while paging comes after the ones already listed, never in their place.
+        if keys.len() == 2 {
+            let request =
+                pb::CreateApiKeyRequest { name: "late".into(), role: pb::Role::Client.into(), skills: vec![] };
+            admin.create_api_key(request).await.unwrap();
+        }
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(keys.len(), 6, "the five of the harness and the late one: {keys:?}");
+    assert_eq!(keys.iter().collect::<BTreeSet<_>>().len(), keys.len(), "no key twice");
+    let bad = pb::ListApiKeysRequest { page_size: 0, page_token: "nope".into() };
+    assert_eq!(admin.list_api_keys(bad).await.unwrap_err().code(), Code::InvalidArgument);
+
+    // Questions the bot cannot answer, each in a conversation of its own (a hand-off silences the bot).
+    let mut chat = server.chat().await;
+    for text in ["may I bring my parrot into your shop", "do you repair old typewriters", "is there a bicycle rack"] {
+        let id = conversation_id(&start_conversation(&mut chat, "en").await);
+        send(&mut chat, &id, text).await;
+    }
+    let mut knowledge = server.knowledge().await;
+    let all = knowledge.list_knowledge_gaps(pb::ListKnowledgeGapsRequest::default()).await.unwrap().into_inner();
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let request = pb::ListKnowledgeGapsRequest { page_size: 1, page_token: token };
+        let page = knowledge.list_knowledge_gaps(request).await.unwrap().into_inner();
+        paged.extend(page.gaps.into_iter().map(|g| g.id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(paged.len() >= 2, "{all:?}");
+    assert_eq!(paged, all.gaps.iter().map(|g| g.id.clone()).collect::<Vec<_>>());
+    let bad = pb::ListKnowledgeGapsRequest { page_size: -3, page_token: String::new() };
+    assert_eq!(knowledge.list_knowledge_gaps(bad).await.unwrap_err().code(), Code::InvalidArgument);
+    server.stop().await;
+}
