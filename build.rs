@@ -24,7 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // With a ready descriptor set tonic-prost-build runs no protoc, and so writes no descriptor file for
     // reflection either: write it here.
     write(&out_dir.join("loket_descriptor.bin"), &prost::Message::encode_to_vec(&service))?;
-    tonic_prost_build::configure().compile_fds(service)?;
+    // Our codec (src/server/codec.rs): prost's own answers a request that does not decode, such as invalid
+    // UTF-8 in a string field, with INTERNAL, which blames the server for the caller's bytes.
+    tonic_prost_build::configure().codec_path("crate::server::codec::LoketCodec").compile_fds(service)?;
 
     let bench = protox::compile(["proto/loket/bench/v1/echo.proto"], ["proto"])?;
     tonic_prost_build::configure().compile_fds(bench)?;

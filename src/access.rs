@@ -256,9 +256,11 @@ impl Access {
         if name.trim().is_empty() || name.len() > 128 {
             return Err(Error::invalid("name", "1 to 128 bytes"));
         }
+        crate::text::check_characters("name", name, false)?;
         if role != Role::Agent && !skills.is_empty() {
             return Err(Error::invalid("skills", "only agent keys have skills"));
         }
+        skills.iter().try_for_each(|skill| crate::text::check_characters("skills", skill, false))?;
         let key = new_key(name.trim(), role, skills, self.clock.now_millis());
         let detail = serde_json::json!({ "key_id": key.record.id, "role": role.as_str() });
         let audit =
@@ -269,6 +271,10 @@ impl Access {
     }
 
     pub async fn revoke_key(&self, id: &str, actor: &str) -> Result<()> {
+        if id.is_empty() {
+            return Err(Error::invalid("key_id", "is required"));
+        }
+        crate::text::check_characters("key_id", id, false)?;
         let detail = serde_json::json!({ "key_id": id });
         let audit =
             AuditEntry { at: self.clock.now_millis(), actor: actor.to_owned(), action: "revoke_key".into(), detail };
@@ -287,6 +293,7 @@ impl Access {
         if customer_id.trim().is_empty() {
             return Err(Error::invalid("customer_id", "is required"));
         }
+        crate::text::check_characters("customer_id", customer_id, false)?;
         let erased = self.store.erase_customer(customer_id.trim(), actor, self.clock.now_millis()).await?;
         tracing::info!(actor, conversations = erased.conversations, messages = erased.messages, "customer erased");
         Ok(erased)

@@ -16,6 +16,7 @@ pub mod handoff;
 pub mod intent;
 pub mod knowledge;
 pub mod metrics;
+pub mod paging;
 pub mod privacy;
 pub mod replica;
 pub mod server;

@@ -15,9 +15,10 @@ use crate::conversation::HandoffState;
 use crate::dialogue::Dialogue;
 use crate::store::HandoffFilter;
 
-/// Histogram of gRPC request latency (until the response head; for streams, until the stream opens), by `rpc`.
+/// Histogram of gRPC request latency (until the response head; for streams, until the stream opens), by
+/// `grpc_service` and `grpc_method`.
 pub const RPC_DURATION: &str = "loket_rpc_duration_seconds";
-/// gRPC requests by `rpc` and `code` (the gRPC status code name).
+/// gRPC requests by `grpc_service`, `grpc_method` and `code` (the canonical status name, `OK`, `NOT_FOUND`, ...).
 pub const RPC_REQUESTS: &str = "loket_rpc_requests_total";
 /// Bot decisions on customer messages by `kind` (answer, clarify, handoff, small_talk, silent).
 pub const DECISIONS: &str = "loket_decisions_total";
@@ -63,8 +64,8 @@ pub fn install() -> &'static PrometheusHandle {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_histogram!(RPC_DURATION, metrics::Unit::Seconds, "gRPC request latency by rpc");
-    describe_counter!(RPC_REQUESTS, "gRPC requests by rpc and status code");
+    describe_histogram!(RPC_DURATION, metrics::Unit::Seconds, "gRPC request latency by service and method");
+    describe_counter!(RPC_REQUESTS, "gRPC requests by service, method and status code");
     describe_counter!(DECISIONS, "bot decisions on customer messages by kind");
     describe_counter!(HANDOFFS, "hand-offs opened by reason and skill");
     describe_gauge!(QUEUE_LENGTH, "hand-offs waiting for an agent by skill");
@@ -139,7 +140,7 @@ impl Gauges {
     pub async fn refresh(&self) {
         let now = self.dialogue.now();
         let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: Vec::new() };
-        match self.dialogue.store().handoffs(&filter, 0, u32::MAX).await {
+        match self.dialogue.store().handoffs(&filter, None, u32::MAX).await {
             Ok(queued) => {
                 let known = self.known_skills();
                 let mut queues: BTreeMap<String, (u64, i64)> =

@@ -26,6 +26,24 @@ pub fn normalize(text: &str) -> String {
     out
 }
 
+/// The first control character in `text` that no caller may send: every Unicode control character (C0, DEL,
+/// C1) except tab, line feed and carriage return, which plain text and pasted messages legitimately carry. With
+/// `multiline: false` (ids, names) those three are refused too. Stored raw, the others corrupt transcripts, logs
+/// and exports, and NUL is refused by PostgreSQL outright.
+pub fn control_character(text: &str, multiline: bool) -> Option<char> {
+    text.chars().find(|&c| c.is_control() && !(multiline && matches!(c, '\t' | '\n' | '\r')))
+}
+
+/// The one check of text from a caller for control characters (`control_character`), as a field error.
+pub fn check_characters(field: &'static str, text: &str, multiline: bool) -> crate::error::Result<()> {
+    match control_character(text, multiline) {
+        Some(c) => {
+            Err(crate::error::Error::invalid(field, format!("contains the control character U+{:04X}", c as u32)))
+        }
+        None => Ok(()),
+    }
+}
+
 /// The normalised words of `text`.
 pub fn words(text: &str) -> Vec<String> {
     normalize(text).split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
@@ -56,6 +74,16 @@ mod tests {
         assert_eq!(normalize("Waar is m'n pakket??"), "waar is mn pakket");
         assert_eq!(normalize("🙂🙂"), "");
         assert_eq!(words("Hallo, hoe gaat het?"), vec!["hallo", "hoe", "gaat", "het"]);
+    }
+
+    #[test]
+    fn control_characters_are_found_except_line_breaks_and_tabs_in_text() {
+        assert_eq!(control_character("a\u{0}b", true), Some('\u{0}'));
+        assert_eq!(control_character("x\u{7f}", true), Some('\u{7f}'));
+        assert_eq!(control_character("x\u{85}", true), Some('\u{85}'));
+        assert_eq!(control_character("line\r\nnext\tcell", true), None);
+        assert_eq!(control_character("id\n", false), Some('\n'));
+        assert_eq!(control_character("Één 🙂 مرحبا", false), None);
     }
 
     #[test]

@@ -155,7 +155,8 @@ impl Dialogue {
         self.check_text_limit("text", text)
     }
 
-    /// An id from a caller (customer, client message, agent, skill) must be given and fit the configured limit.
+    /// An id from a caller (conversation, hand-off, customer, client message, agent, skill) must be given, fit
+    /// the configured limit and be one line without control characters.
     pub(crate) fn check_id(&self, field: &'static str, value: &str) -> Result<()> {
         if value.trim().is_empty() {
             return Err(Error::invalid(field, "is required"));
@@ -164,15 +165,17 @@ impl Dialogue {
         if value.len() > limit {
             return Err(Error::invalid(field, format!("longer than {limit} bytes")));
         }
-        Ok(())
+        crate::text::check_characters(field, value, false)
     }
 
+    /// Free text from a caller (a message, a comment, a note) fits the configured limit and carries no control
+    /// characters but tab and line breaks.
     pub(crate) fn check_text_limit(&self, field: &'static str, text: &str) -> Result<()> {
         let limit = self.config.limits.max_message_bytes;
         if text.len() > limit {
             return Err(Error::invalid(field, format!("longer than {limit} bytes")));
         }
-        Ok(())
+        crate::text::check_characters(field, text, true)
     }
 
     /// The knowledge base in force right now (an edit swaps in a new one; this one stays valid while held).
@@ -198,6 +201,10 @@ impl Dialogue {
         }
         if request.metadata.iter().any(|(k, v)| k.len() > 256 || v.len() > limits.max_message_bytes) {
             return Err(Error::invalid("metadata", "a key longer than 256 bytes or a value longer than a message"));
+        }
+        for (key, value) in &request.metadata {
+            crate::text::check_characters("metadata", key, false)?;
+            crate::text::check_characters("metadata", value, true)?;
         }
         let language = match request.language.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
             Some(code) => Some(self.supported_language(code)?),
@@ -238,6 +245,7 @@ impl Dialogue {
         scope: Option<&str>,
     ) -> Result<SendOutcome> {
         let started = std::time::Instant::now();
+        self.check_id("conversation_id", conversation_id)?;
         self.check_text(text)?;
         // Optional: absent or empty means "no idempotency", anything given must be a valid id.
         let client_message_id = client_message_id.map(str::trim).filter(|id| !id.is_empty());
@@ -424,6 +432,7 @@ impl Dialogue {
         conversation_id: &str,
         after_seq: u64,
     ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        self.check_id("conversation_id", conversation_id)?;
         // Subscribe before reading history, so nothing committed in between is missed.
         let mut live = BroadcastStream::new(self.hub.subscribe(conversation_id));
         self.conversation(conversation_id).await?;
@@ -478,7 +487,10 @@ impl Dialogue {
         })
     }
 
+    /// The conversation a caller names; its id is checked first, so an empty one is INVALID_ARGUMENT, not
+    /// NOT_FOUND.
     pub(crate) async fn conversation(&self, id: &str) -> Result<Conversation> {
+        self.check_id("conversation_id", id)?;
         self.store.conversation(id).await?.ok_or_else(|| Error::NotFound { what: "conversation", id: id.to_owned() })
     }
 

@@ -112,6 +112,7 @@ impl Editor {
     }
 
     pub async fn get(&self, id: &str) -> Result<StoredFaq> {
+        self.dialogue.check_id("id", id)?;
         self.entries.lock().await.get(id).cloned().ok_or_else(|| Error::NotFound { what: "FAQ", id: id.to_owned() })
     }
 
@@ -187,6 +188,7 @@ impl Editor {
 
     /// Retires entry `id` (kept with its history, no longer answered); `revision`, when given, must match.
     pub async fn retire(&self, id: &str, revision: Option<i64>, author: &str) -> Result<StoredFaq> {
+        self.dialogue.check_id("id", id)?;
         let mut entries = self.entries.lock().await;
         let current = live_entry(&entries, id)?;
         if let Some(revision) = revision {
@@ -291,6 +293,7 @@ impl Editor {
 
     /// Adds the questions of gap group `group_id` as phrasings of entry `faq_id` (at `revision`) and closes them.
     pub async fn attach_gap(&self, group_id: &str, faq_id: &str, revision: i64, author: &str) -> Result<StoredFaq> {
+        self.dialogue.check_id("faq_id", faq_id)?;
         let group = self.gap_group(group_id).await?;
         let mut entries = self.entries.lock().await;
         let current = live_entry(&entries, faq_id)?;
@@ -324,6 +327,7 @@ impl Editor {
     }
 
     async fn gap_group(&self, group_id: &str) -> Result<GapGroup> {
+        self.dialogue.check_id("gap_id", group_id)?;
         self.gaps()
             .await?
             .into_iter()

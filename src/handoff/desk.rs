@@ -14,6 +14,7 @@ use crate::conversation::{
 };
 use crate::dialogue::Dialogue;
 use crate::error::{Error, Result};
+use crate::paging::{self, Pager, Position};
 use crate::store::{Commit, HandoffFilter, Store, StoreError};
 
 /// Earlier conversations shown in a package.
@@ -166,6 +167,7 @@ impl Desk {
     }
 
     async fn load(&self, handoff_id: &str) -> Result<Handoff> {
+        self.dialogue.check_id("handoff_id", handoff_id)?;
         self.store()
             .handoff(handoff_id)
             .await?
@@ -182,11 +184,12 @@ impl Desk {
         if skills.is_empty() || skills.iter().any(|s| s.trim().is_empty()) {
             return Err(Error::invalid("skills", "name at least one skill, none empty"));
         }
+        skills.iter().try_for_each(|skill| self.dialogue.check_id("skills", skill))?;
         // Subscribe first so nothing committed while the snapshot is read is lost.
         let mut live = BroadcastStream::new(self.dialogue.queue().sender.subscribe());
         let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: skills.clone() };
         let mut snapshot = Vec::new();
-        for handoff in self.store().handoffs(&filter, 0, 10_000).await? {
+        for handoff in self.store().handoffs(&filter, None, 10_000).await? {
             snapshot.push(package(self.store(), handoff).await?);
         }
         let dialogue = Arc::clone(&self.dialogue);
@@ -223,7 +226,7 @@ impl Desk {
                     // Fell behind, or changes from other replicas were missed: re-send the queue as it is now
                     // rather than lose changes.
                     Ok(None) | Err(BroadcastStreamRecvError::Lagged(_)) => {
-                        for handoff in dialogue.store().handoffs(&filter, 0, 10_000).await? {
+                        for handoff in dialogue.store().handoffs(&filter, None, 10_000).await? {
                             let package = package(dialogue.store(), handoff).await?;
                             yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package), from_skill: None };
                         }
@@ -287,6 +290,7 @@ impl Desk {
     pub async fn transfer(&self, handoff_id: &str, agent_id: &str, skill: &str, note: &str) -> Result<Handoff> {
         self.dialogue.check_id("agent_id", agent_id)?;
         self.dialogue.check_id("skill", skill)?;
+        self.dialogue.check_text_limit("note", note)?;
         let found = self.load(handoff_id).await?;
         let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
@@ -307,6 +311,7 @@ impl Desk {
     /// Resolves the hand-off; the bot takes the conversation back and asks for a rating.
     pub async fn resolve(&self, handoff_id: &str, agent_id: &str, note: &str) -> Result<Handoff> {
         self.dialogue.check_id("agent_id", agent_id)?;
+        self.dialogue.check_text_limit("note", note)?;
         let found = self.load(handoff_id).await?;
         let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
@@ -326,29 +331,19 @@ impl Desk {
         Ok(package(self.store(), handoff).await?)
     }
 
-    /// A page of hand-offs, newest first; the token is the offset of the next page.
+    /// A page of hand-offs, newest first, and the next page's token (empty on the last page).
     pub async fn list(
         &self,
         filter: HandoffFilter,
         page_size: i32,
         page_token: &str,
     ) -> Result<(Vec<Handoff>, String)> {
-        let size = match page_size {
-            0 => 50,
-            1..=500 => page_size as u32,
-            _ => return Err(Error::invalid("page_size", "must be between 0 and 500")),
-        };
-        let offset: u64 = match page_token {
-            "" => 0,
-            token => token.parse().map_err(|_| Error::invalid("page_token", "not a token from a previous page"))?,
-        };
-        let mut page = self.store().handoffs(&filter, offset, size + 1).await?;
-        let next = if page.len() as u32 > size {
-            page.truncate(size as usize);
-            (offset + u64::from(size)).to_string()
-        } else {
-            String::new()
-        };
+        let size = paging::page_size(page_size)?;
+        filter.skills.iter().try_for_each(|skill| self.dialogue.check_id("skill", skill))?;
+        let pager = Pager::new("handoffs", &format!("{:?} {:?}", filter.state, filter.skills));
+        let after = pager.after(page_token)?;
+        let mut page = self.store().handoffs(&filter, after.as_ref(), size as u32 + 1).await?;
+        let next = pager.next(&mut page, size, |h| Position::new(h.created_at, &h.id));
         Ok((page, next))
     }
 

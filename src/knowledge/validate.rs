@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{Faq, MIN_PHRASINGS};
-use crate::text::normalize;
+use crate::text::{control_character, normalize};
 
 pub const MAX_ID_CHARS: usize = 64;
 /// Categories and skills.
@@ -73,6 +73,11 @@ pub fn check_entry(faq: &Faq, languages: &[String]) -> Vec<Violation> {
         } else if translation.answer.chars().count() > MAX_ANSWER_CHARS {
             out.push(Violation::new(field("answer"), format!("longer than {MAX_ANSWER_CHARS} characters")));
         }
+        for (name, text) in [("question", &translation.question), ("answer", &translation.answer)] {
+            if let Some(c) = control_character(text, true) {
+                out.push(Violation::new(field(name), format!("contains the control character U+{:04X}", c as u32)));
+            }
+        }
         if translation.phrasings.len() < MIN_PHRASINGS {
             out.push(Violation::new(field("phrasings"), format!("needs at least {MIN_PHRASINGS}")));
         }
@@ -84,6 +89,11 @@ pub fn check_entry(faq: &Faq, languages: &[String]) -> Vec<Violation> {
                 out.push(Violation::new(
                     format!("{}[{i}]", field("phrasings")),
                     format!("{text:?} is empty or longer than {MAX_QUESTION_CHARS} characters"),
+                ));
+            } else if let Some(c) = control_character(text, true) {
+                out.push(Violation::new(
+                    format!("{}[{i}]", field("phrasings")),
+                    format!("contains the control character U+{:04X}", c as u32),
                 ));
             }
         }

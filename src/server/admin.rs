@@ -10,6 +10,7 @@ use super::pb;
 use super::status::status_of;
 use crate::access::{Access, ApiKey, Role};
 use crate::error::Error;
+use crate::paging::{self, Pager, Position};
 
 pub struct AdminApi {
     access: Arc<Access>,
@@ -76,10 +77,18 @@ impl pb::admin_service_server::AdminService for AdminApi {
 
     async fn list_api_keys(
         &self,
-        _request: Request<pb::ListApiKeysRequest>,
+        request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        let keys = self.access.keys().await.map_err(status_of)?;
-        Ok(Response::new(pb::ListApiKeysResponse { keys: keys.iter().map(key_to_pb).collect() }))
+        let pb::ListApiKeysRequest { page_size, page_token } = request.into_inner();
+        let size = paging::page_size(page_size).map_err(status_of)?;
+        let pager = Pager::new("api_keys", "");
+        let after = pager.after(&page_token).map_err(status_of)?;
+        // Keys are few and all held in memory by the key ring anyway: paged here, oldest first.
+        let mut keys = self.access.keys().await.map_err(status_of)?;
+        let key = |k: &ApiKey| Position::new(k.created_at, &k.id);
+        keys.sort_by_key(key);
+        let (page, next_page_token) = pager.page(keys, key, false, after.as_ref(), size);
+        Ok(Response::new(pb::ListApiKeysResponse { keys: page.iter().map(key_to_pb).collect(), next_page_token }))
     }
 
     async fn erase_customer(

@@ -26,13 +26,10 @@ impl Gate {
 
 impl Interceptor for Gate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request.metadata().get("authorization");
-        let token = match header.map(|value| value.to_str()) {
+        let token = match request.metadata().get("authorization").map(|value| value.to_str()) {
             None => None,
-            Some(Ok(value)) => Some(value.strip_prefix("Bearer ").unwrap_or(value)),
-            Some(Err(_)) => {
-                return Err(status_of(Error::Unauthenticated("the authorization header is not text".into())));
-            }
+            Some(Ok(value)) => Some(bearer(value).map_err(status_of)?),
+            Some(Err(_)) => return Err(status_of(malformed())),
         };
         let caller = self.access.admit(token).map_err(status_of)?;
         if !self.roles.contains(&caller.role) {
@@ -47,6 +44,19 @@ impl Interceptor for Gate {
         request.extensions_mut().insert(caller);
         Ok(request)
     }
+}
+
+/// The key in an `authorization` header, which must read `Bearer <key>` (RFC 6750; the scheme's case is free,
+/// RFC 9110). A bare key is refused: accepting it would make a misconfigured client work by accident.
+fn bearer(value: &str) -> Result<&str, Error> {
+    match value.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => Ok(key.trim()),
+        _ => Err(malformed()),
+    }
+}
+
+fn malformed() -> Error {
+    Error::Unauthenticated("the authorization header must read `Bearer <key>`".into())
 }
 
 /// The caller the gate admitted.

@@ -12,11 +12,9 @@ use crate::editor::{Editor, FaqFilter, FaqMask, RetrainStatus};
 use crate::error::Error;
 use crate::knowledge::gaps::GapGroup;
 use crate::knowledge::{Faq, Translation};
+use crate::paging::{self, Pager, Position};
 use crate::store::{FaqRevision, StoredFaq};
 
-/// Default and largest page sizes.
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 500;
 /// Examples shown per knowledge gap.
 const GAP_EXAMPLES: usize = 10;
 
@@ -31,11 +29,7 @@ impl KnowledgeApi {
 }
 
 fn page_size(requested: i32) -> Result<usize, Status> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE),
-        n if n < 0 => Err(status_of(Error::invalid("page_size", "must not be negative"))),
-        n => Ok((n as usize).min(MAX_PAGE)),
-    }
+    paging::page_size(requested).map_err(status_of)
 }
 
 /// The name recorded in the revision history: the one given, else the calling key's id.
@@ -44,6 +38,7 @@ fn author<'a>(author: &'a str, key_id: &'a str) -> Result<&'a str, Status> {
     if author.chars().count() > 128 {
         return Err(status_of(Error::invalid("author", "longer than 128 characters")));
     }
+    crate::text::check_characters("author", author, false).map_err(status_of)?;
     Ok(if author.is_empty() { key_id } else { author })
 }
 
@@ -157,11 +152,16 @@ impl pb::knowledge_service_server::KnowledgeService for KnowledgeApi {
             text: non_empty(r.text),
             include_retired: r.show_retired,
         };
-        // The page token is the last id of the previous page: stable while entries are added or retired.
-        let after = non_empty(r.page_token);
-        let (faqs, more) = self.editor.list(&filter, after.as_deref(), limit).await.map_err(status_of)?;
-        let next_page_token =
-            if more { faqs.last().map(|f| f.faq.id.clone()).unwrap_or_default() } else { String::new() };
+        // Entries are listed by id, so the page token holds the last id of the previous page: stable while
+        // entries are added or retired.
+        let pager = Pager::new("faqs", &format!("{filter:?}"));
+        let after = pager.after(&r.page_token).map_err(status_of)?;
+        let after = after.as_ref().map(|position| position.id.as_str());
+        let (faqs, more) = self.editor.list(&filter, after, limit).await.map_err(status_of)?;
+        let next_page_token = match faqs.last() {
+            Some(last) if more => pager.token(Position::new(0, &last.faq.id)),
+            _ => String::new(),
+        };
         Ok(Response::new(pb::ListFaqsResponse { faqs: faqs.iter().map(faq_to_pb).collect(), next_page_token }))
     }
 
@@ -237,20 +237,12 @@ impl pb::knowledge_service_server::KnowledgeService for KnowledgeApi {
     ) -> Result<Response<pb::ListRevisionsResponse>, Status> {
         let r = request.into_inner();
         let limit = page_size(r.page_size)?;
-        let before = match r.page_token.trim() {
-            "" => None,
-            token => Some(
-                token
-                    .parse::<i64>()
-                    .map_err(|_| status_of(Error::invalid("page_token", "is not a token this API gave")))?,
-            ),
-        };
         let faq_id = Some(r.faq_id.trim()).filter(|id| !id.is_empty());
-        let revisions = self.editor.revisions(faq_id, before, limit as u32).await.map_err(status_of)?;
-        let next_page_token = match revisions.last() {
-            Some(last) if revisions.len() == limit => last.version.to_string(),
-            _ => String::new(),
-        };
+        // Versions order every change and are never reused: the last one seen is where the next page starts.
+        let pager = Pager::new("revisions", faq_id.unwrap_or_default());
+        let before = pager.after(&r.page_token).map_err(status_of)?.map(|position| position.at);
+        let mut revisions = self.editor.revisions(faq_id, before, limit as u32 + 1).await.map_err(status_of)?;
+        let next_page_token = pager.next(&mut revisions, limit, |r| Position::new(r.version, ""));
         Ok(Response::new(pb::ListRevisionsResponse {
             revisions: revisions.iter().map(revision_to_pb).collect(),
             next_page_token,
@@ -276,12 +268,21 @@ impl pb::knowledge_service_server::KnowledgeService for KnowledgeApi {
         &self,
         request: Request<pb::ListKnowledgeGapsRequest>,
     ) -> Result<Response<pb::ListKnowledgeGapsResponse>, Status> {
-        let limit = page_size(request.get_ref().page_size)?;
-        let groups = self.editor.gaps().await.map_err(status_of)?;
+        let pb::ListKnowledgeGapsRequest { page_size: size, page_token } = request.into_inner();
+        let limit = page_size(size)?;
+        let pager = Pager::new("knowledge_gaps", "");
+        let after = pager.after(&page_token).map_err(status_of)?;
+        let mut groups = self.editor.gaps().await.map_err(status_of)?;
         let total_questions = groups.iter().map(|g| g.gaps.len()).sum::<usize>() as i32;
+        // Oldest first, by the group's first question: a group keeps that position while it grows, so pages do
+        // not shift as questions arrive (a ranking by size would).
+        let key = |group: &GapGroup| Position::new(group.gaps.first().map_or(0, |g| g.created_at), &group.id);
+        groups.sort_by_key(key);
+        let (page, next_page_token) = pager.page(groups, key, false, after.as_ref(), limit);
         Ok(Response::new(pb::ListKnowledgeGapsResponse {
-            gaps: groups.iter().take(limit).map(gap_to_pb).collect(),
+            gaps: page.iter().map(gap_to_pb).collect(),
             total_questions,
+            next_page_token,
         }))
     }
 

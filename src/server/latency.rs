@@ -1,6 +1,8 @@
 //! A tower layer that records each gRPC request's latency and status code for Prometheus
-//! ([`crate::metrics::RPC_DURATION`], [`crate::metrics::RPC_REQUESTS`]). The `rpc` label is `Service/Method`
-//! for methods loket serves and "other" for any other path, so a client cannot invent label values.
+//! ([`crate::metrics::RPC_DURATION`], [`crate::metrics::RPC_REQUESTS`]). Labels follow the common gRPC
+//! interceptors (go-grpc-prometheus): `grpc_service` ("loket.v1.ChatService") and `grpc_method` ("SendMessage")
+//! for methods loket serves, "other" for any other path, so a client cannot invent label values; `code` is the
+//! canonical status name ("OK", "NOT_FOUND").
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -69,17 +71,18 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let path = request.uri().path();
-        let rpc = match self.known.contains(path) {
-            // "/loket.v1.ChatService/SendMessage" -> "ChatService/SendMessage"
-            true => path.rsplit_once('.').map_or("other", |(_, rpc)| rpc).to_owned(),
-            false => "other".to_owned(),
+        // "/loket.v1.ChatService/SendMessage" -> ("loket.v1.ChatService", "SendMessage")
+        let (service, method) = match self.known.contains(path) {
+            true => path[1..].split_once('/').unwrap_or(("other", "other")),
+            false => ("other", "other"),
         };
+        let (service, method) = (service.to_owned(), method.to_owned());
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await;
-            metrics::histogram!(crate::metrics::RPC_DURATION, "rpc" => rpc.clone())
-                .record(started.elapsed().as_secs_f64());
+            let labels = [("grpc_service", service), ("grpc_method", method)];
+            metrics::histogram!(crate::metrics::RPC_DURATION, &labels).record(started.elapsed().as_secs_f64());
             // An error status travels in the response head (trailers-only); success comes in the trailers.
             let code = match &response {
                 Ok(response) => response
@@ -89,8 +92,34 @@ where
                     .map_or(tonic::Code::Ok, tonic::Code::from_i32),
                 Err(_) => tonic::Code::Unknown,
             };
-            metrics::counter!(crate::metrics::RPC_REQUESTS, "rpc" => rpc, "code" => format!("{code:?}")).increment(1);
+            let [service, method] = labels;
+            metrics::counter!(crate::metrics::RPC_REQUESTS, &[service, method, ("code", code_name(code).to_owned())])
+                .increment(1);
             response
         })
+    }
+}
+
+/// gRPC's canonical name of a status code (as in grpc/doc/statuscodes.md), not Rust's `Debug` form.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

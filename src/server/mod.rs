@@ -5,7 +5,9 @@ mod admin;
 mod agent;
 mod auth;
 mod chat;
+mod codec;
 mod convert;
+mod deadline;
 mod knowledge;
 mod latency;
 mod stats;
@@ -39,8 +41,20 @@ pub mod pb {
 
 pub use status::status_of;
 
-/// Largest request the transport decodes; message text limits are checked on top of this.
-const MAX_DECODING_BYTES: usize = 256 * 1024;
+/// Requests up to this size are always decoded, so the field validators, not the transport, answer an oversized
+/// field (a 1 MB message text gets INVALID_ARGUMENT naming `text` and the limit). gRPC's usual default; it also
+/// covers `ImportFaqs`, whose files are not bounded by `limits`.
+const MIN_DECODING_BYTES: usize = 4 * 1024 * 1024;
+/// No configuration makes one request hold more memory than this while it is decoded.
+const MAX_DECODING_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest request the transport decodes (larger ones are OUT_OF_RANGE): twice the largest valid request the
+/// configured limits allow (a conversation start with every metadata entry full), within the bounds above.
+fn decoding_limit(limits: &crate::config::LimitsConfig) -> usize {
+    let entry = 256 + limits.max_message_bytes;
+    let largest_valid = limits.max_metadata_entries.saturating_mul(entry).saturating_add(limits.max_message_bytes);
+    largest_valid.saturating_mul(2).clamp(MIN_DECODING_BYTES, MAX_DECODING_BYTES)
+}
 
 /// The TLS identity from PEM files.
 pub fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
@@ -100,31 +114,31 @@ pub async fn serve(
     let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
     let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
     let limits = dialogue.config().limits.clone();
+    let max_decoding = decoding_limit(&limits);
     // Every service behind the access gate, with the roles it admits.
     let gate = |service, roles| auth::Gate::new(Arc::clone(&access), service, roles);
     let stats = InterceptedService::new(
-        pb::stats_service_server::StatsServiceServer::new(stats).max_decoding_message_size(MAX_DECODING_BYTES),
+        pb::stats_service_server::StatsServiceServer::new(stats).max_decoding_message_size(max_decoding),
         gate("StatsService", &[Role::Editor, Role::Admin]),
     );
     let chat = InterceptedService::new(
         pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue, Arc::clone(&desk)))
-            .max_decoding_message_size(MAX_DECODING_BYTES),
+            .max_decoding_message_size(max_decoding),
         gate("ChatService", &[Role::Client, Role::Admin]),
     );
     let agent = InterceptedService::new(
         pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk))
-            .max_decoding_message_size(MAX_DECODING_BYTES),
+            .max_decoding_message_size(max_decoding),
         gate("AgentService", &[Role::Agent, Role::Admin]),
     );
     let knowledge = InterceptedService::new(
         pb::knowledge_service_server::KnowledgeServiceServer::new(knowledge::KnowledgeApi::new(editor))
-            // Imports carry whole category files.
-            .max_decoding_message_size(16 * MAX_DECODING_BYTES),
+            .max_decoding_message_size(max_decoding),
         gate("KnowledgeService", &[Role::Editor, Role::Admin]),
     );
     let admin = InterceptedService::new(
         pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(Arc::clone(&access)))
-            .max_decoding_message_size(MAX_DECODING_BYTES),
+            .max_decoding_message_size(max_decoding),
         gate("AdminService", &[Role::Admin]),
     );
     // The knowledge base and model are loaded before we get here, so SERVING is true from the first request
@@ -141,11 +155,13 @@ pub async fn serve(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    if limits.request_timeout_secs > 0 {
-        builder = builder.timeout(std::time::Duration::from_secs(limits.request_timeout_secs));
-    }
+    // Not tonic's `Server::timeout`: it answers CANCELLED (see `deadline`).
+    let timeout =
+        (limits.request_timeout_secs > 0).then(|| std::time::Duration::from_secs(limits.request_timeout_secs));
     builder
+        // Outermost, so the latency and code recorded are those the client sees, DEADLINE_EXCEEDED included.
         .layer(latency::LatencyLayer::new())
+        .layer(deadline::DeadlineLayer::new(timeout))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(chat)

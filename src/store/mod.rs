@@ -22,6 +22,7 @@ use crate::config::StorageConfig;
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
 use crate::knowledge::Faq;
 use crate::knowledge::gaps::Gap;
+use crate::paging::Position;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -295,8 +296,14 @@ pub trait Store: Send + Sync + 'static {
     /// The most recent hand-off of a conversation.
     async fn latest_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError>;
 
-    /// Hand-offs matching `filter`, newest first, skipping `offset`.
-    async fn handoffs(&self, filter: &HandoffFilter, offset: u64, limit: u32) -> Result<Vec<Handoff>, StoreError>;
+    /// Hand-offs matching `filter`, newest first (by creation time, then id), starting after `after` (the
+    /// position of the previous page's last one): a keyset, so hand-offs opened meanwhile never shift a page.
+    async fn handoffs(
+        &self,
+        filter: &HandoffFilter,
+        after: Option<&Position>,
+        limit: u32,
+    ) -> Result<Vec<Handoff>, StoreError>;
 
     /// Queued hand-offs of `skill` that come before one with this priority and creation time.
     async fn queued_ahead(&self, skill: &str, priority: i32, created_at: i64) -> Result<u64, StoreError>;

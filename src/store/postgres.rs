@@ -21,6 +21,7 @@ use crate::access::{ApiKey, Role};
 use crate::conversation::{Channel, Conversation, Event, EventBody, Handoff, HandoffState, State, Tier, Turn};
 use crate::knowledge::gaps::Gap;
 use crate::knowledge::{Faq, Translation};
+use crate::paging::Position;
 
 /// Notification channels: conversation events, hand-off changes, knowledge edits.
 const EVENTS: &str = "loket_events";
@@ -490,15 +491,23 @@ impl Store for PgStore {
         Ok(handoffs_from_rows(&rows)?.pop())
     }
 
-    async fn handoffs(&self, filter: &HandoffFilter, offset: u64, limit: u32) -> Result<Vec<Handoff>, StoreError> {
+    async fn handoffs(
+        &self,
+        filter: &HandoffFilter,
+        after: Option<&Position>,
+        limit: u32,
+    ) -> Result<Vec<Handoff>, StoreError> {
         let skills = (!filter.skills.is_empty()).then_some(&filter.skills);
         let rows = sqlx::query(
             "SELECT record FROM handoffs WHERE ($1::text IS NULL OR state = $1) \
-             AND ($2::text[] IS NULL OR skill = ANY($2)) ORDER BY created_at DESC, id DESC OFFSET $3 LIMIT $4",
+             AND ($2::text[] IS NULL OR skill = ANY($2)) \
+             AND ($3::bigint IS NULL OR (created_at, id) < ($3, $4::text)) \
+             ORDER BY created_at DESC, id DESC LIMIT $5",
         )
         .bind(filter.state.map(HandoffState::as_str))
         .bind(skills)
-        .bind(offset as i64)
+        .bind(after.map(|a| a.at))
+        .bind(after.map(|a| a.id.as_str()))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

@@ -21,6 +21,7 @@ use crate::access::{ApiKey, Role};
 use crate::conversation::{Channel, Conversation, Event, EventBody, Handoff, HandoffState, State, Tier, Turn};
 use crate::knowledge::gaps::Gap;
 use crate::knowledge::{Faq, Translation};
+use crate::paging::Position;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -395,22 +396,31 @@ impl Store for SqliteStore {
         Ok(handoffs_from_rows(&rows)?.pop())
     }
 
-    async fn handoffs(&self, filter: &HandoffFilter, offset: u64, limit: u32) -> Result<Vec<Handoff>, StoreError> {
-        // Skill lists are short; filtering them here keeps the SQL static for both backends.
+    async fn handoffs(
+        &self,
+        filter: &HandoffFilter,
+        after: Option<&Position>,
+        limit: u32,
+    ) -> Result<Vec<Handoff>, StoreError> {
+        // The skills travel as one JSON array, so the SQL stays static and the page is cut by LIMIT.
+        let skills = match filter.skills.is_empty() {
+            true => None,
+            false => Some(to_json(&filter.skills)?),
+        };
         let rows = sqlx::query(
-            "SELECT record, skill FROM handoffs WHERE (?1 IS NULL OR state = ?1) ORDER BY created_at DESC, id DESC",
+            "SELECT record FROM handoffs WHERE (?1 IS NULL OR state = ?1) \
+             AND (?2 IS NULL OR skill IN (SELECT value FROM json_each(?2))) \
+             AND (?3 IS NULL OR created_at < ?3 OR (created_at = ?3 AND id < ?4)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?5",
         )
         .bind(filter.state.map(HandoffState::as_str))
+        .bind(skills)
+        .bind(after.map(|a| a.at))
+        .bind(after.map(|a| a.id.as_str()))
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .filter(|row| {
-                filter.skills.is_empty() || row.try_get::<String, _>("skill").is_ok_and(|s| filter.skills.contains(&s))
-            })
-            .skip(offset as usize)
-            .take(limit as usize)
-            .map(|row| from_json(&row.try_get::<String, _>("record")?))
-            .collect()
+        handoffs_from_rows(&rows)
     }
 
     async fn queued_ahead(&self, skill: &str, priority: i32, created_at: i64) -> Result<u64, StoreError> {

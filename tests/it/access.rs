@@ -93,7 +93,7 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: &str) -> Code {
         "AdminService/RevokeApiKey" => {
             unary!(AdminServiceClient, revoke_api_key, pb::RevokeApiKeyRequest::default())
         }
-        "AdminService/ListApiKeys" => unary!(AdminServiceClient, list_api_keys, pb::ListApiKeysRequest {}),
+        "AdminService/ListApiKeys" => unary!(AdminServiceClient, list_api_keys, pb::ListApiKeysRequest::default()),
         "AdminService/EraseCustomer" => {
             unary!(AdminServiceClient, erase_customer, pb::EraseCustomerRequest::default())
         }
@@ -199,7 +199,7 @@ async fn a_revoked_key_is_rejected_at_once() {
     assert_eq!(refused.code(), Code::Unauthenticated);
     let again = admin.revoke_api_key(pb::RevokeApiKeyRequest { key_id }).await.unwrap_err();
     assert_eq!(again.code(), Code::NotFound);
-    let listed = admin.list_api_keys(pb::ListApiKeysRequest {}).await.unwrap().into_inner().keys;
+    let listed = admin.list_api_keys(pb::ListApiKeysRequest::default()).await.unwrap().into_inner().keys;
     assert!(listed.iter().any(|k| k.name == "kiosk" && k.revoke_time.is_some()));
     let skills = admin
         .create_api_key(pb::CreateApiKeyRequest {

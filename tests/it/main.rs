@@ -17,4 +17,5 @@ mod lifecycle;
 mod metrics;
 mod persistence;
 mod postgres;
+mod protocol;
 mod replicas;

@@ -79,12 +79,19 @@ async fn metrics_are_scraped_over_http_and_move_with_traffic() {
 
     let after = scrape(addr).await;
     let moved = |name: &str, labels: &[(&str, &str)]| value(&after, name, labels) - value(&before, name, labels);
-    let send_rpc = ("rpc", "ChatService/SendMessage");
-    assert!(moved("loket_rpc_requests_total", &[send_rpc, ("code", "Ok")]) >= 2.0);
-    assert!(moved("loket_rpc_requests_total", &[send_rpc, ("code", "NotFound")]) >= 1.0);
-    assert!(moved("loket_rpc_requests_total", &[("rpc", "ChatService/StartConversation")]) >= 1.0);
-    assert!(moved("loket_rpc_duration_seconds_count", &[send_rpc]) >= 3.0);
-    assert!(value(&after, "loket_rpc_duration_seconds_bucket", &[send_rpc, ("le", "+Inf")]) >= 3.0);
+    // Service and method are labels of their own, as the common gRPC interceptors have them, and the code is
+    // gRPC's canonical name.
+    let chat_service = ("grpc_service", "loket.v1.ChatService");
+    let send_rpc = [chat_service, ("grpc_method", "SendMessage")];
+    assert!(moved("loket_rpc_requests_total", &[send_rpc[0], send_rpc[1], ("code", "OK")]) >= 2.0);
+    assert!(moved("loket_rpc_requests_total", &[send_rpc[0], send_rpc[1], ("code", "NOT_FOUND")]) >= 1.0);
+    assert!(moved("loket_rpc_requests_total", &[chat_service, ("grpc_method", "StartConversation")]) >= 1.0);
+    assert!(moved("loket_rpc_duration_seconds_count", &send_rpc) >= 3.0);
+    assert!(value(&after, "loket_rpc_duration_seconds_bucket", &[send_rpc[0], send_rpc[1], ("le", "+Inf")]) >= 3.0);
+    for (series, _) in after.iter().filter(|(series, _)| series.starts_with("loket_rpc_")) {
+        assert!(series.contains("grpc_service=\"") && series.contains("grpc_method=\""), "{series}");
+        assert!(!series.contains("rpc=\"ChatService") && !series.contains("code=\"Ok\""), "{series}");
+    }
     assert!(moved("loket_decisions_total", &[("kind", "answer")]) >= 1.0);
     assert!(moved("loket_decisions_total", &[("kind", "handoff")]) >= 1.0);
     assert!(moved("loket_handoffs_total", &[("reason", "customer_request"), ("skill", "returns")]) >= 1.0);
