@@ -330,7 +330,8 @@ async fn handoff_pages_do_not_shift_when_handoffs_arrive_between_them() {
 async fn handoff_pages_do_not_shift_on_postgres_either() {
     let Some(database) = crate::postgres::TestPostgres::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let store = loket::store::PgStore::connect(&database.url, 4).await.expect("connect");
+    let store =
+        loket::store::PgStore::connect(&database.url, 4, std::time::Duration::from_secs(1)).await.expect("connect");
     let server = TestServer::start_on(test_config(dir.path()), std::sync::Arc::new(store)).await;
     handoff_pages_stay_put(&server).await;
     server.stop().await;
