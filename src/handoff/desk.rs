@@ -393,6 +393,53 @@ impl Desk {
         }
     }
 
+    /// The conversation of a hand-off, live, for the agent who holds it: the events after `after_seq` (customer,
+    /// bot and agent messages, state changes), then each as it is committed. It ends after the event that takes
+    /// the conversation from the agent (a transfer or the resolution) with PERMISSION_DENIED, unless the agent
+    /// holds the hand-off again by then; watching a hand-off one does not hold is PERMISSION_DENIED.
+    pub async fn watch_handoff(
+        &self,
+        handoff_id: &str,
+        agent: &ActingAgent,
+        after_seq: u64,
+    ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        self.dialogue.check_id("handoff_id", handoff_id)?;
+        self.dialogue.check_id("agent_id", &agent.agent_id)?;
+        let handoff = self.load(handoff_id).await?;
+        if let Some(why) = not_held(&handoff, &agent.agent_id) {
+            return Err(Error::PermissionDenied(why));
+        }
+        self.audit_acting(agent, "watch_handoff", Some(handoff_id)).await?;
+        // The watch reads history after subscribing, so a transfer committed since the check above is among its
+        // events and the stream still ends at it. Boxed as a trait object: the opaque stream type would otherwise
+        // still borrow the conversation id it was given.
+        let mut events: std::pin::Pin<Box<dyn Stream<Item = Result<Event>> + Send>> =
+            Box::pin(self.dialogue.watch(&handoff.conversation_id, after_seq).await?);
+        let dialogue = Arc::clone(&self.dialogue);
+        let (handoff_id, agent_id) = (handoff_id.to_owned(), agent.agent_id.clone());
+        info!(handoff_id, agent_id, after_seq, "agent watching hand-off");
+        Ok(async_stream::try_stream! {
+            while let Some(event) = events.next().await {
+                let event = event?;
+                let leaves_agent = matches!(&event.body, EventBody::StateChange(change) if change.from == State::Agent);
+                yield event;
+                if !leaves_agent {
+                    continue;
+                }
+                // An earlier hand-off of the same conversation also left AGENT: only the hand-off's own state
+                // says whether this agent still holds it.
+                let now = dialogue.store().handoff(&handoff_id).await?;
+                let why = match &now {
+                    None => Some(format!("hand-off {handoff_id} no longer exists")),
+                    Some(now) => not_held(now, &agent_id),
+                };
+                if let Some(why) = why {
+                    Err(Error::PermissionDenied(why))?;
+                }
+            }
+        })
+    }
+
     /// Records an administrator acting for an agent, before the operation is committed, so no such operation
     /// goes unrecorded (one that then fails is recorded too). An agent's own key is not audited.
     async fn audit_acting(&self, agent: &ActingAgent, operation: &str, handoff_id: Option<&str>) -> Result<()> {
@@ -435,7 +482,8 @@ impl Desk {
     }
 }
 
-/// Why `agent_id` does not hold `handoff` now (None: it does).
+/// Why `agent_id` does not hold `handoff` now (None: it does). The same words serve a refused operation
+/// (FAILED_PRECONDITION) and an ended or refused watch (PERMISSION_DENIED).
 fn not_held(handoff: &Handoff, agent_id: &str) -> Option<String> {
     let id = &handoff.id;
     match (handoff.state, handoff.agent_id.as_deref()) {

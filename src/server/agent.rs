@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 
 use super::auth::caller;
 use super::convert::{
-    channel_to_pb, conversation_to_pb, faq_match_to_pb, handoff_reason_to_pb, intent_to_pb, message_to_pb, state_to_pb,
-    tier_to_pb, timestamp,
+    channel_to_pb, conversation_to_pb, event_to_pb, faq_match_to_pb, handoff_reason_to_pb, intent_to_pb, message_to_pb,
+    state_to_pb, tier_to_pb, timestamp,
 };
 use super::pb;
 use super::status::status_of;
@@ -141,6 +141,7 @@ fn queue_event_to_pb(event: &QueueEvent) -> pb::QueueEvent {
 }
 
 type QueueStream = Pin<Box<dyn Stream<Item = Result<pb::QueueEvent, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ConversationEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::agent_service_server::AgentService for AgentApi {
@@ -153,6 +154,18 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let skills = allowed_skills(&caller, skills)?;
         let events = self.desk.watch_queue(&agent, skills).await.map_err(status_of)?;
         let stream = events.map(|event| event.map(|e| queue_event_to_pb(&e)).map_err(status_of));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type WatchHandoffStream = EventStream;
+
+    async fn watch_handoff(&self, request: Request<pb::WatchHandoffRequest>) -> Result<Response<EventStream>, Status> {
+        let caller = caller(&request)?;
+        let pb::WatchHandoffRequest { handoff_id, agent_id, after_seq } = request.into_inner();
+        let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
+        self.check_handoff(&caller, &handoff_id).await?;
+        let events = self.desk.watch_handoff(&handoff_id, &agent, after_seq).await.map_err(status_of)?;
+        let stream = events.map(|event| event.map(|e| event_to_pb(&e)).map_err(status_of));
         Ok(Response::new(Box::pin(stream)))
     }
 

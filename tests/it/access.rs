@@ -45,6 +45,7 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: &str) -> Code {
             unary!(ChatServiceClient, rate_conversation, pb::RateConversationRequest::default())
         }
         "AgentService/WatchQueue" => unary!(AgentServiceClient, watch_queue, pb::WatchQueueRequest::default()),
+        "AgentService/WatchHandoff" => unary!(AgentServiceClient, watch_handoff, pb::WatchHandoffRequest::default()),
         "AgentService/ClaimHandoff" => unary!(AgentServiceClient, claim_handoff, pb::ClaimHandoffRequest::default()),
         "AgentService/SendAgentMessage" => {
             unary!(AgentServiceClient, send_agent_message, pb::SendAgentMessageRequest::default())
