@@ -54,12 +54,15 @@ pub struct Caller {
     pub role: Role,
     /// For agents: the skills whose hand-offs they work (empty: all).
     pub skills: Vec<String>,
+    /// For agent keys: the agent the key belongs to (the key's name). Everything the key does on the desk is
+    /// attributed to this agent, whatever the request says.
+    pub agent: Option<String>,
 }
 
 impl Caller {
     /// The caller of a server in open (demo) mode: everything is allowed.
     pub fn open() -> Caller {
-        Caller { key_id: "open".into(), role: Role::Admin, skills: Vec::new() }
+        Caller { key_id: "open".into(), role: Role::Admin, skills: Vec::new(), agent: None }
     }
 
     /// Whether this caller works hand-offs of `skill`.
@@ -70,6 +73,37 @@ impl Caller {
     /// The conversation owner a request is limited to: a client sees only what it started, others see all.
     pub fn owner_scope(&self) -> Option<&str> {
         (self.role == Role::Client).then_some(self.key_id.as_str())
+    }
+}
+
+/// The agent a desk operation is done as, from [`acting_agent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActingAgent {
+    /// Who claims, writes, transfers, resolves and signs the notes.
+    pub agent_id: String,
+    /// The administrator's key id when an administrator acts for the agent: the desk audits it.
+    pub admin_key_id: Option<String>,
+}
+
+/// Who a desk request of `caller` acts as, given the agent id the request names (`requested`, may be empty).
+/// An agent key is its agent: the request may leave the id empty or repeat it, never name another. An
+/// administrator (and the open demo mode) has no agent of its own, so it must name the agent it acts for.
+pub fn acting_agent(caller: &Caller, requested: &str) -> Result<ActingAgent> {
+    let requested = requested.trim();
+    match (caller.role, caller.agent.as_deref()) {
+        (Role::Agent, Some(own)) if requested.is_empty() || requested == own => {
+            Ok(ActingAgent { agent_id: own.to_owned(), admin_key_id: None })
+        }
+        (Role::Agent, Some(own)) => Err(Error::PermissionDenied(format!(
+            "this API key belongs to agent {own:?}; it may not act as agent {requested:?}"
+        ))),
+        (Role::Admin, _) if requested.is_empty() => {
+            Err(Error::invalid("agent_id", "is required: an admin key acts for the agent it names"))
+        }
+        (Role::Admin, _) => {
+            Ok(ActingAgent { agent_id: requested.to_owned(), admin_key_id: Some(caller.key_id.clone()) })
+        }
+        (role, _) => Err(Error::PermissionDenied(format!("role {} does not act for an agent", role.as_str()))),
     }
 }
 
@@ -147,7 +181,8 @@ impl KeyRing {
         if !same(&key.secret_hash, &hash(secret)) {
             return Err(unknown());
         }
-        Ok(Caller { key_id: key.id.clone(), role: key.role, skills: key.skills.clone() })
+        let agent = (key.role == Role::Agent).then(|| key.name.clone());
+        Ok(Caller { key_id: key.id.clone(), role: key.role, skills: key.skills.clone(), agent })
     }
 
     pub fn len(&self) -> usize {
@@ -252,6 +287,7 @@ impl Access {
         Ok(caller)
     }
 
+    /// Makes a key. An agent key's name is the agent's id: what the key does on the desk is attributed to it.
     pub async fn create_key(&self, name: &str, role: Role, skills: Vec<String>, actor: &str) -> Result<NewKey> {
         if name.trim().is_empty() || name.len() > 128 {
             return Err(Error::invalid("name", "1 to 128 bytes"));
@@ -321,6 +357,29 @@ mod tests {
         revoked.revoked_at = Some(1);
         ring.load(vec![revoked, other.record]);
         assert!(ring.authenticate(&key.token).is_err());
+    }
+
+    #[test]
+    fn an_agent_key_acts_only_as_its_agent_and_an_admin_names_the_agent() {
+        let ring = KeyRing::default();
+        let anna = new_key("anna", Role::Agent, Vec::new(), 0);
+        let admin = new_key("admin", Role::Admin, Vec::new(), 0);
+        ring.load(vec![anna.record.clone(), admin.record.clone()]);
+        let anna = ring.authenticate(&anna.token).unwrap();
+        for requested in ["", "anna", " anna "] {
+            let acting = acting_agent(&anna, requested).unwrap();
+            assert_eq!((acting.agent_id.as_str(), acting.admin_key_id), ("anna", None), "{requested:?}");
+        }
+        assert!(
+            matches!(acting_agent(&anna, "bob"), Err(Error::PermissionDenied(m)) if m.contains("anna") && m.contains("bob"))
+        );
+        let admin = ring.authenticate(&admin.token).unwrap();
+        assert!(matches!(acting_agent(&admin, " "), Err(Error::InvalidArgument { field: "agent_id", .. })));
+        let acting = acting_agent(&admin, "bob").unwrap();
+        assert_eq!((acting.agent_id.as_str(), acting.admin_key_id), ("bob", Some(admin.key_id.clone())));
+        assert!(acting_agent(&Caller::open(), "").is_err(), "the open mode names its agent too");
+        let client = Caller { key_id: "c".into(), role: Role::Client, skills: Vec::new(), agent: None };
+        assert!(matches!(acting_agent(&client, "anna"), Err(Error::PermissionDenied(_))));
     }
 
     #[test]

@@ -67,7 +67,7 @@ enum KeysCommand {
         common: Common,
         #[arg(long, value_enum)]
         role: RoleArg,
-        /// Who holds it ("web widget", "agent Anna").
+        /// Who holds it ("web widget"); for an agent key, the agent's id ("anna"), to which its work is attributed.
         #[arg(long)]
         name: String,
         /// Agents only: the skills whose hand-offs the key may work, comma-separated (default: all).

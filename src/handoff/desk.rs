@@ -9,13 +9,14 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::{Stream, StreamExt};
 use tracing::info;
 
+use crate::access::ActingAgent;
 use crate::conversation::{
     Author, Conversation, DialogueMemory, Event, EventBody, Handoff, HandoffState, Message, State,
 };
 use crate::dialogue::Dialogue;
 use crate::error::{Error, Result};
 use crate::paging::{self, Pager, Position};
-use crate::store::{Commit, HandoffFilter, Store, StoreError};
+use crate::store::{AuditEntry, Commit, HandoffFilter, Store, StoreError};
 
 /// Earlier conversations shown in a package.
 const EARLIER_CONVERSATIONS: u32 = 5;
@@ -177,14 +178,16 @@ impl Desk {
     /// The open queue for `skills` now, then every change, filtered to those skills.
     pub async fn watch_queue(
         &self,
-        agent_id: &str,
+        agent: &ActingAgent,
         skills: Vec<String>,
     ) -> Result<impl Stream<Item = Result<QueueEvent>> + Send + 'static> {
+        let agent_id = agent.agent_id.as_str();
         self.dialogue.check_id("agent_id", agent_id)?;
         if skills.is_empty() || skills.iter().any(|s| s.trim().is_empty()) {
             return Err(Error::invalid("skills", "name at least one skill, none empty"));
         }
         skills.iter().try_for_each(|skill| self.dialogue.check_id("skills", skill))?;
+        self.audit_acting(agent, "watch_queue", None).await?;
         // Subscribe first so nothing committed while the snapshot is read is lost.
         let mut live = BroadcastStream::new(self.dialogue.queue().sender.subscribe());
         let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: skills.clone() };
@@ -238,7 +241,8 @@ impl Desk {
     }
 
     /// Claims a queued hand-off; exactly one of several racing agents wins.
-    pub async fn claim(&self, handoff_id: &str, agent_id: &str) -> Result<HandoffPackage> {
+    pub async fn claim(&self, handoff_id: &str, agent: &ActingAgent) -> Result<HandoffPackage> {
+        let agent_id = agent.agent_id.as_str();
         self.dialogue.check_id("agent_id", agent_id)?;
         let found = self.load(handoff_id).await?;
         let _held = self.dialogue.hold(&found.conversation_id).await?;
@@ -250,6 +254,7 @@ impl Desk {
                 handoff.state.as_str()
             )));
         }
+        self.audit_acting(agent, "claim", Some(handoff_id)).await?;
         let now = self.dialogue.now();
         handoff.state = HandoffState::Claimed;
         handoff.agent_id = Some(agent_id.to_owned());
@@ -263,12 +268,14 @@ impl Desk {
     }
 
     /// A message from the agent who holds the hand-off to its customer.
-    pub async fn send(&self, handoff_id: &str, agent_id: &str, text: &str) -> Result<Event> {
+    pub async fn send(&self, handoff_id: &str, agent: &ActingAgent, text: &str) -> Result<Event> {
+        let agent_id = agent.agent_id.as_str();
         self.dialogue.check_id("agent_id", agent_id)?;
         self.dialogue.check_text(text)?;
         let found = self.load(handoff_id).await?;
         let _held = self.dialogue.hold(&found.conversation_id).await?;
         let handoff = self.held_by(handoff_id, agent_id).await?;
+        self.audit_acting(agent, "send", Some(handoff_id)).await?;
         let mut conversation = self.dialogue.conversation(&handoff.conversation_id).await?;
         conversation.updated_at = self.dialogue.now();
         let body = EventBody::Message(Message {
@@ -287,13 +294,15 @@ impl Desk {
     }
 
     /// Back to the queue, routed to `skill`, with a note for the next agent.
-    pub async fn transfer(&self, handoff_id: &str, agent_id: &str, skill: &str, note: &str) -> Result<Handoff> {
+    pub async fn transfer(&self, handoff_id: &str, agent: &ActingAgent, skill: &str, note: &str) -> Result<Handoff> {
+        let agent_id = agent.agent_id.as_str();
         self.dialogue.check_id("agent_id", agent_id)?;
         self.dialogue.check_id("skill", skill)?;
         self.dialogue.check_text_limit("note", note)?;
         let found = self.load(handoff_id).await?;
         let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
+        self.audit_acting(agent, "transfer", Some(handoff_id)).await?;
         let from = handoff.skill.clone();
         handoff.state = HandoffState::Queued;
         handoff.agent_id = None;
@@ -309,12 +318,14 @@ impl Desk {
     }
 
     /// Resolves the hand-off; the bot takes the conversation back and asks for a rating.
-    pub async fn resolve(&self, handoff_id: &str, agent_id: &str, note: &str) -> Result<Handoff> {
+    pub async fn resolve(&self, handoff_id: &str, agent: &ActingAgent, note: &str) -> Result<Handoff> {
+        let agent_id = agent.agent_id.as_str();
         self.dialogue.check_id("agent_id", agent_id)?;
         self.dialogue.check_text_limit("note", note)?;
         let found = self.load(handoff_id).await?;
         let _held = self.dialogue.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
+        self.audit_acting(agent, "resolve", Some(handoff_id)).await?;
         handoff.state = HandoffState::Resolved;
         handoff.resolved_at = Some(self.dialogue.now());
         if !note.trim().is_empty() {
@@ -371,15 +382,70 @@ impl Desk {
     /// The hand-off, which must be claimed by `agent_id`.
     async fn held_by(&self, handoff_id: &str, agent_id: &str) -> Result<Handoff> {
         let handoff = self.load(handoff_id).await?;
-        match (&handoff.state, &handoff.agent_id) {
-            (HandoffState::Claimed, Some(holder)) if holder == agent_id => Ok(handoff),
-            (HandoffState::Claimed, Some(holder)) => {
-                Err(Error::FailedPrecondition(format!("hand-off {handoff_id} is claimed by agent {holder}")))
-            }
-            (state, _) => {
-                Err(Error::FailedPrecondition(format!("hand-off {handoff_id} is {}, not claimed", state.as_str())))
-            }
+        match not_held(&handoff, agent_id) {
+            None => Ok(handoff),
+            Some(why) => Err(Error::FailedPrecondition(why)),
         }
+    }
+
+    /// The conversation of a hand-off, live, for the agent who holds it: the events after `after_seq` (customer,
+    /// bot and agent messages, state changes), then each as it is committed. It ends after the event that takes
+    /// the conversation from the agent (a transfer or the resolution) with PERMISSION_DENIED, unless the agent
+    /// holds the hand-off again by then; watching a hand-off one does not hold is PERMISSION_DENIED.
+    pub async fn watch_handoff(
+        &self,
+        handoff_id: &str,
+        agent: &ActingAgent,
+        after_seq: u64,
+    ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
+        self.dialogue.check_id("handoff_id", handoff_id)?;
+        self.dialogue.check_id("agent_id", &agent.agent_id)?;
+        let handoff = self.load(handoff_id).await?;
+        if let Some(why) = not_held(&handoff, &agent.agent_id) {
+            return Err(Error::PermissionDenied(why));
+        }
+        self.audit_acting(agent, "watch_handoff", Some(handoff_id)).await?;
+        // The watch reads history after subscribing, so a transfer committed since the check above is among its
+        // events and the stream still ends at it. Boxed as a trait object: the opaque stream type would otherwise
+        // still borrow the conversation id it was given.
+        let mut events: std::pin::Pin<Box<dyn Stream<Item = Result<Event>> + Send>> =
+            Box::pin(self.dialogue.watch(&handoff.conversation_id, after_seq).await?);
+        let dialogue = Arc::clone(&self.dialogue);
+        let (handoff_id, agent_id) = (handoff_id.to_owned(), agent.agent_id.clone());
+        info!(handoff_id, agent_id, after_seq, "agent watching hand-off");
+        Ok(async_stream::try_stream! {
+            while let Some(event) = events.next().await {
+                let event = event?;
+                let leaves_agent = matches!(&event.body, EventBody::StateChange(change) if change.from == State::Agent);
+                yield event;
+                if !leaves_agent {
+                    continue;
+                }
+                // An earlier hand-off of the same conversation also left AGENT: only the hand-off's own state
+                // says whether this agent still holds it.
+                let now = dialogue.store().handoff(&handoff_id).await?;
+                let why = match &now {
+                    None => Some(format!("hand-off {handoff_id} no longer exists")),
+                    Some(now) => not_held(now, &agent_id),
+                };
+                if let Some(why) = why {
+                    Err(Error::PermissionDenied(why))?;
+                }
+            }
+        })
+    }
+
+    /// Records an administrator acting for an agent, before the operation is committed, so no such operation
+    /// goes unrecorded (one that then fails is recorded too). An agent's own key is not audited.
+    async fn audit_acting(&self, agent: &ActingAgent, operation: &str, handoff_id: Option<&str>) -> Result<()> {
+        let Some(admin_key_id) = &agent.admin_key_id else { return Ok(()) };
+        let detail =
+            serde_json::json!({ "agent_id": agent.agent_id, "operation": operation, "handoff_id": handoff_id });
+        let entry =
+            AuditEntry { at: self.dialogue.now(), actor: admin_key_id.clone(), action: "act_for_agent".into(), detail };
+        self.store().record_audit(&entry).await?;
+        info!(admin_key_id, agent_id = agent.agent_id, operation, "admin acting for agent");
+        Ok(())
     }
 
     /// Commits the hand-off (if still in `expected`) with the conversation moving to `to`. On resolution
@@ -408,6 +474,22 @@ impl Desk {
         self.store().commit(commit).await.map_err(conflict_is_precondition)?;
         self.dialogue.publish(&events);
         Ok(())
+    }
+}
+
+/// Why `agent_id` does not hold `handoff` now (None: it does). The same words serve a refused operation
+/// (FAILED_PRECONDITION) and an ended or refused watch (PERMISSION_DENIED).
+fn not_held(handoff: &Handoff, agent_id: &str) -> Option<String> {
+    let id = &handoff.id;
+    match (handoff.state, handoff.agent_id.as_deref()) {
+        (HandoffState::Claimed, Some(holder)) if holder == agent_id => None,
+        (HandoffState::Claimed, Some(holder)) => Some(format!("hand-off {id} is claimed by agent {holder}")),
+        // A claim time survives a transfer: a queued hand-off that has one was transferred.
+        (HandoffState::Queued, _) if handoff.claimed_at.is_some() => {
+            Some(format!("hand-off {id} was transferred to skill {} and is queued, not claimed", handoff.skill))
+        }
+        (HandoffState::Resolved, _) => Some(format!("hand-off {id} was resolved")),
+        (state, _) => Some(format!("hand-off {id} is {}, not claimed", state.as_str())),
     }
 }
 

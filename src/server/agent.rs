@@ -8,12 +8,12 @@ use tonic::{Request, Response, Status};
 
 use super::auth::caller;
 use super::convert::{
-    channel_to_pb, conversation_to_pb, faq_match_to_pb, handoff_reason_to_pb, intent_to_pb, message_to_pb, state_to_pb,
-    tier_to_pb, timestamp,
+    channel_to_pb, conversation_to_pb, event_to_pb, faq_match_to_pb, handoff_reason_to_pb, intent_to_pb, message_to_pb,
+    state_to_pb, tier_to_pb, timestamp,
 };
 use super::pb;
 use super::status::status_of;
-use crate::access::Caller;
+use crate::access::{Caller, acting_agent};
 use crate::conversation::{Handoff, HandoffState};
 use crate::error::Error;
 use crate::handoff::{Desk, HandoffPackage, QueueEvent, QueueEventKind};
@@ -28,9 +28,10 @@ impl AgentApi {
         Self { desk }
     }
 
-    /// An agent key limited to some skills may only act on hand-offs of those skills.
+    /// An agent key limited to some skills may only act on hand-offs of those skills. A missing id is left to
+    /// the desk, which says so precisely.
     async fn check_handoff(&self, caller: &Caller, handoff_id: &str) -> Result<(), Status> {
-        if caller.skills.is_empty() {
+        if caller.skills.is_empty() || handoff_id.trim().is_empty() {
             return Ok(());
         }
         let package = self.desk.get(handoff_id).await.map_err(status_of)?;
@@ -140,6 +141,7 @@ fn queue_event_to_pb(event: &QueueEvent) -> pb::QueueEvent {
 }
 
 type QueueStream = Pin<Box<dyn Stream<Item = Result<pb::QueueEvent, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ConversationEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::agent_service_server::AgentService for AgentApi {
@@ -148,17 +150,31 @@ impl pb::agent_service_server::AgentService for AgentApi {
     async fn watch_queue(&self, request: Request<pb::WatchQueueRequest>) -> Result<Response<QueueStream>, Status> {
         let caller = caller(&request)?;
         let pb::WatchQueueRequest { agent_id, skills } = request.into_inner();
+        let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         let skills = allowed_skills(&caller, skills)?;
-        let events = self.desk.watch_queue(&agent_id, skills).await.map_err(status_of)?;
+        let events = self.desk.watch_queue(&agent, skills).await.map_err(status_of)?;
         let stream = events.map(|event| event.map(|e| queue_event_to_pb(&e)).map_err(status_of));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type WatchHandoffStream = EventStream;
+
+    async fn watch_handoff(&self, request: Request<pb::WatchHandoffRequest>) -> Result<Response<EventStream>, Status> {
+        let caller = caller(&request)?;
+        let pb::WatchHandoffRequest { handoff_id, agent_id, after_seq } = request.into_inner();
+        let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
+        self.check_handoff(&caller, &handoff_id).await?;
+        let events = self.desk.watch_handoff(&handoff_id, &agent, after_seq).await.map_err(status_of)?;
+        let stream = events.map(|event| event.map(|e| event_to_pb(&e)).map_err(status_of));
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn claim_handoff(&self, request: Request<pb::ClaimHandoffRequest>) -> Result<Response<pb::Handoff>, Status> {
         let caller = caller(&request)?;
         let pb::ClaimHandoffRequest { handoff_id, agent_id } = request.into_inner();
+        let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         self.check_handoff(&caller, &handoff_id).await?;
-        let package = self.desk.claim(&handoff_id, &agent_id).await.map_err(status_of)?;
+        let package = self.desk.claim(&handoff_id, &agent).await.map_err(status_of)?;
         Ok(Response::new(package_to_pb(&package)))
     }
 
@@ -168,8 +184,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
     ) -> Result<Response<pb::Message>, Status> {
         let caller = caller(&request)?;
         let pb::SendAgentMessageRequest { handoff_id, agent_id, text } = request.into_inner();
+        let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         self.check_handoff(&caller, &handoff_id).await?;
-        let event = self.desk.send(&handoff_id, &agent_id, &text).await.map_err(status_of)?;
+        let event = self.desk.send(&handoff_id, &agent, &text).await.map_err(status_of)?;
         message_to_pb(&event).map(Response::new).ok_or_else(|| Status::internal("agent message was not a message"))
     }
 
@@ -179,8 +196,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
     ) -> Result<Response<pb::Handoff>, Status> {
         let caller = caller(&request)?;
         let pb::TransferHandoffRequest { handoff_id, agent_id, skill, note } = request.into_inner();
+        let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         self.check_handoff(&caller, &handoff_id).await?;
-        let handoff = self.desk.transfer(&handoff_id, &agent_id, &skill, &note).await.map_err(status_of)?;
+        let handoff = self.desk.transfer(&handoff_id, &agent, &skill, &note).await.map_err(status_of)?;
         Ok(Response::new(handoff_to_pb(&handoff)))
     }
 
@@ -190,8 +208,9 @@ impl pb::agent_service_server::AgentService for AgentApi {
     ) -> Result<Response<pb::Handoff>, Status> {
         let caller = caller(&request)?;
         let pb::ResolveHandoffRequest { handoff_id, agent_id, note } = request.into_inner();
+        let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         self.check_handoff(&caller, &handoff_id).await?;
-        let handoff = self.desk.resolve(&handoff_id, &agent_id, &note).await.map_err(status_of)?;
+        let handoff = self.desk.resolve(&handoff_id, &agent, &note).await.map_err(status_of)?;
         Ok(Response::new(handoff_to_pb(&handoff)))
     }
 

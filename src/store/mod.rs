@@ -349,6 +349,9 @@ pub trait Store: Send + Sync + 'static {
     /// turns. Returns how many rows were rewritten.
     async fn redact_before(&self, before: i64, redact: for<'t> fn(&'t str) -> String) -> Result<u64, StoreError>;
 
+    /// Appends one entry to the audit log, on its own.
+    async fn record_audit(&self, audit: &AuditEntry) -> Result<(), StoreError>;
+
     /// The newest audit entries first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 

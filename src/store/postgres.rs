@@ -833,6 +833,10 @@ impl Store for PgStore {
         Ok(erased)
     }
 
+    async fn record_audit(&self, audit: &AuditEntry) -> Result<(), StoreError> {
+        insert_audit(&mut *self.pool.acquire().await?, audit).await
+    }
+
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query("SELECT * FROM audit_log ORDER BY id DESC LIMIT $1")
             .bind(i64::from(limit))

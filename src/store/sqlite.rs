@@ -735,6 +735,10 @@ impl Store for SqliteStore {
         Ok(erased)
     }
 
+    async fn record_audit(&self, audit: &AuditEntry) -> Result<(), StoreError> {
+        insert_audit(&mut *self.pool.acquire().await?, audit).await
+    }
+
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query("SELECT * FROM audit_log ORDER BY id DESC LIMIT ?")
             .bind(i64::from(limit))

@@ -44,11 +44,8 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: &str) -> Code {
         "ChatService/RateConversation" => {
             unary!(ChatServiceClient, rate_conversation, pb::RateConversationRequest::default())
         }
-        "AgentService/WatchQueue" => unary!(
-            AgentServiceClient,
-            watch_queue,
-            pb::WatchQueueRequest { agent_id: "a".into(), ..Default::default() }
-        ),
+        "AgentService/WatchQueue" => unary!(AgentServiceClient, watch_queue, pb::WatchQueueRequest::default()),
+        "AgentService/WatchHandoff" => unary!(AgentServiceClient, watch_handoff, pb::WatchHandoffRequest::default()),
         "AgentService/ClaimHandoff" => unary!(AgentServiceClient, claim_handoff, pb::ClaimHandoffRequest::default()),
         "AgentService/SendAgentMessage" => {
             unary!(AgentServiceClient, send_agent_message, pb::SendAgentMessageRequest::default())
@@ -219,7 +216,7 @@ async fn an_agent_key_works_only_its_skills() {
     let mut admin = server.admin().await;
     let billing = admin
         .create_api_key(pb::CreateApiKeyRequest {
-            name: "agent Anna".into(),
+            name: "anna".into(),
             role: pb::Role::Agent.into(),
             skills: vec!["billing".into()],
         })
@@ -316,7 +313,7 @@ async fn erasing_a_customer_leaves_nothing_behind_and_is_audited_without_their_d
     }
     assert_eq!(gaps, 1, "the parrot question is a knowledge gap");
     // The hand-off is worked and rated.
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("a").await;
     let queued = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner().handoffs;
     let handoff = queued.iter().find(|h| h.conversation_id == erased_ids[1]).expect("handed off").handoff_id.clone();
     agent.claim_handoff(pb::ClaimHandoffRequest { handoff_id: handoff.clone(), agent_id: "a".into() }).await.unwrap();
@@ -489,7 +486,7 @@ async fn shutdown_ends_open_streams_and_keeps_every_acknowledged_message() {
     let watch = pb::WatchConversationRequest { conversation_id: id.clone(), after_seq: 0 };
     let mut events = chat.watch_conversation(watch).await.unwrap().into_inner();
     let mut queue = server
-        .agent()
+        .agent_as("a")
         .await
         .watch_queue(pb::WatchQueueRequest { agent_id: "a".into(), skills: vec!["general".into()] })
         .await

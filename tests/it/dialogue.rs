@@ -23,7 +23,7 @@ fn reason(response: &pb::SendMessageResponse) -> HandoffReason {
 
 /// Claims and resolves the conversation's open hand-off as agent "dana"; the bot then asks for a rating.
 async fn resolve_open_handoff(server: &TestServer, conversation_id: &str) -> String {
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("dana").await;
     let open = handoffs(server)
         .await
         .into_iter()

@@ -49,9 +49,9 @@ async fn watch(chat: &mut ChatServiceClient<Authed>, id: &str, after_seq: u64) -
 async fn the_whole_loop_from_request_to_rating() {
     let (server, _dir) = fresh_server().await;
     let mut chat = server.chat().await;
-    let mut alice = server.agent().await;
-    let bob = server.agent().await;
-    let mut carol = server.agent().await;
+    let mut alice = server.agent_as("alice").await;
+    let bob = server.agent_as("bob").await;
+    let mut carol = server.agent_as("carol").await;
     let (mut alice_queue, snapshot) = watch_queue(&mut alice, "alice", &["returns", "general"]).await;
     assert!(snapshot.is_empty());
     let (mut carol_queue, _) = watch_queue(&mut carol, "carol", &["billing"]).await;
@@ -182,7 +182,7 @@ async fn outside_office_hours_the_customer_is_told_once_and_agents_find_the_tick
         assert_eq!(kind(&later), DecisionKind::Silent);
         assert!(later.replies.is_empty(), "the out-of-hours notice is sent once");
     }
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("dave").await;
     let (_, snapshot) = watch_queue(&mut agent, "dave", &["returns"]).await;
     assert_eq!(snapshot.len(), 1);
     assert!(snapshot[0].callback);
@@ -201,7 +201,7 @@ async fn a_restart_mid_queue_loses_nothing() {
     server.stop().await;
 
     let server = TestServer::start(test_config(dir.path())).await;
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("erin").await;
     let (_, snapshot) = watch_queue(&mut agent, "erin", &["returns"]).await;
     assert_eq!(snapshot.len(), 1);
     assert_eq!(snapshot[0].conversation_id, id);
@@ -280,7 +280,8 @@ async fn listing_pages_and_filters() {
 async fn bad_agent_requests_get_precise_statuses() {
     let (server, _dir) = fresh_server().await;
     let mut chat = server.chat().await;
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("frank").await;
+    let mut grace = server.agent_as("grace").await;
     let (id, _, _) = ask_for_a_person(&mut chat, "cust-bad").await;
     let list = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner();
     let handoff_id = list.handoffs[0].handoff_id.clone();
@@ -293,14 +294,15 @@ async fn bad_agent_requests_get_precise_statuses() {
     let rate = |score: i32| pb::RateConversationRequest { conversation_id: id.clone(), score, comment: String::new() };
 
     // Unknown ids, empty agent, no skills.
-    let unknown = pb::ClaimHandoffRequest { handoff_id: "nope".into(), agent_id: "x".into() };
+    let unknown = pb::ClaimHandoffRequest { handoff_id: "nope".into(), agent_id: "frank".into() };
     assert_eq!(agent.claim_handoff(unknown).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(
         agent.get_handoff(pb::GetHandoffRequest { handoff_id: "nope".into() }).await.unwrap_err().code(),
         Code::NotFound
     );
-    assert_eq!(agent.claim_handoff(claim("")).await.unwrap_err().code(), Code::InvalidArgument);
-    let no_skills = pb::WatchQueueRequest { agent_id: "x".into(), skills: vec![] };
+    // An agent key is its agent; an admin key must name the agent it acts for.
+    assert_eq!(server.agent_admin().await.claim_handoff(claim("")).await.unwrap_err().code(), Code::InvalidArgument);
+    let no_skills = pb::WatchQueueRequest { agent_id: "frank".into(), skills: vec![] };
     assert_eq!(agent.watch_queue(no_skills).await.unwrap_err().code(), Code::InvalidArgument);
     let bad_page = pb::ListHandoffsRequest { page_token: "garbage".into(), ..Default::default() };
     assert_eq!(agent.list_handoffs(bad_page).await.unwrap_err().code(), Code::InvalidArgument);
@@ -313,11 +315,11 @@ async fn bad_agent_requests_get_precise_statuses() {
     agent.claim_handoff(claim("frank")).await.unwrap();
     let stranger =
         pb::SendAgentMessageRequest { handoff_id: handoff_id.clone(), agent_id: "grace".into(), text: "hi".into() };
-    assert_eq!(agent.send_agent_message(stranger).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(grace.send_agent_message(stranger).await.unwrap_err().code(), Code::FailedPrecondition);
     let empty =
         pb::SendAgentMessageRequest { handoff_id: handoff_id.clone(), agent_id: "frank".into(), text: " ".into() };
     assert_eq!(agent.send_agent_message(empty).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(agent.resolve_handoff(resolve("grace")).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(grace.resolve_handoff(resolve("grace")).await.unwrap_err().code(), Code::FailedPrecondition);
 
     agent.resolve_handoff(resolve("frank")).await.unwrap();
     assert_eq!(
@@ -326,7 +328,7 @@ async fn bad_agent_requests_get_precise_statuses() {
         "resolving twice"
     );
     assert_eq!(
-        agent.claim_handoff(claim("grace")).await.unwrap_err().code(),
+        grace.claim_handoff(claim("grace")).await.unwrap_err().code(),
         Code::FailedPrecondition,
         "claiming a resolved one"
     );
@@ -342,9 +344,10 @@ async fn bad_agent_requests_get_precise_statuses() {
 async fn transfer_moves_the_handoff_to_another_skill() {
     let (server, _dir) = fresh_server().await;
     let mut chat = server.chat().await;
-    let mut agent = server.agent().await;
-    let (mut billing_queue, _) = watch_queue(&mut agent, "hank", &["billing"]).await;
-    let (mut privacy_queue, _) = watch_queue(&mut agent, "pia", &["privacy"]).await;
+    let mut agent = server.agent_as("ivy").await;
+    let mut hank = server.agent_as("hank").await;
+    let (mut billing_queue, _) = watch_queue(&mut hank, "hank", &["billing"]).await;
+    let (mut privacy_queue, _) = watch_queue(&mut server.agent_as("pia").await, "pia", &["privacy"]).await;
     ask_for_a_person(&mut chat, "cust-transfer").await;
     let handoff_id = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner().handoffs[0]
         .handoff_id
@@ -366,7 +369,7 @@ async fn transfer_moves_the_handoff_to_another_skill() {
     let package = event.handoff.unwrap();
     assert_eq!(package.handoff_id, handoff_id);
     assert!(package.notes[0].contains("dubbele afschrijving"));
-    agent.claim_handoff(pb::ClaimHandoffRequest { handoff_id, agent_id: "hank".into() }).await.unwrap();
+    hank.claim_handoff(pb::ClaimHandoffRequest { handoff_id, agent_id: "hank".into() }).await.unwrap();
     // An agent of an unrelated skill never saw any of it.
     let nothing = tokio::time::timeout(Duration::from_millis(300), privacy_queue.next()).await;
     assert!(nothing.is_err(), "the privacy agent saw {nothing:?}");
@@ -383,7 +386,7 @@ async fn an_always_human_category_is_handed_off_instead_of_answered() {
     let response = send(&mut chat, &id, "what do you do with my personal data").await;
     assert_eq!(kind(&response), DecisionKind::Handoff, "{:?}", response.decision);
     assert_eq!(response.decision.as_ref().unwrap().handoff_reason(), pb::HandoffReason::AlwaysHuman);
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("pia").await;
     let (_, snapshot) = watch_queue(&mut agent, "pia", &["privacy"]).await;
     assert_eq!(snapshot.len(), 1, "routed to the privacy skill");
     // Other topics are still answered by the bot.

@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use loket::App;
 use loket::access::Role;
@@ -53,6 +54,8 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     /// One API key per role, made at start.
     pub keys: Keys,
+    /// Agent keys made on demand by `agent_as`, by agent name.
+    agent_keys: Mutex<HashMap<String, String>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<()>,
 }
@@ -120,7 +123,7 @@ impl TestServer {
                 let keys = Keys {
                     client: key(Role::Client, "widget", &[]).await,
                     other_client: key(Role::Client, "other widget", &[]).await,
-                    agent: key(Role::Agent, "agent console", &[]).await,
+                    agent: key(Role::Agent, DEFAULT_AGENT, &[]).await,
                     editor: key(Role::Editor, "editor", &[]).await,
                     admin: key(Role::Admin, "admin", &[]).await,
                 };
@@ -137,7 +140,7 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        TestServer { addr, metrics_addr, clock, keys, shutdown: Some(tx), handle }
+        TestServer { addr, metrics_addr, clock, keys, agent_keys: Mutex::default(), shutdown: Some(tx), handle }
     }
 
     pub async fn channel(&self) -> Channel {
@@ -154,9 +157,39 @@ impl TestServer {
         ChatServiceClient::new(self.authed(&self.keys.client).await)
     }
 
-    /// An agent console's client (AGENT key, all skills).
+    /// An agent console's client (AGENT key of agent [`DEFAULT_AGENT`], all skills).
     pub async fn agent(&self) -> AgentServiceClient<Authed> {
         AgentServiceClient::new(self.authed(&self.keys.agent).await)
+    }
+
+    /// The console of agent `name` (AGENT key named `name`, all skills): what it does is attributed to `name`.
+    /// The key is made on first use and reused after.
+    pub async fn agent_as(&self, name: &str) -> AgentServiceClient<Authed> {
+        let known = self.agent_keys.lock().unwrap().get(name).cloned();
+        let token = match known {
+            Some(token) => token,
+            None => {
+                let token = self.agent_key(name, &[]).await;
+                self.agent_keys.lock().unwrap().insert(name.to_owned(), token.clone());
+                token
+            }
+        };
+        AgentServiceClient::new(self.authed(&token).await)
+    }
+
+    /// A new AGENT key of agent `name` for `skills` (empty: all), made through `CreateApiKey` as an operator would.
+    pub async fn agent_key(&self, name: &str, skills: &[&str]) -> String {
+        let request = pb::CreateApiKeyRequest {
+            name: name.to_owned(),
+            role: pb::Role::Agent.into(),
+            skills: skills.iter().map(|s| s.to_string()).collect(),
+        };
+        self.admin().await.create_api_key(request).await.expect("create agent key").into_inner().token
+    }
+
+    /// AgentService with the ADMIN key, which must name the agent it acts for.
+    pub async fn agent_admin(&self) -> AgentServiceClient<Authed> {
+        AgentServiceClient::new(self.authed(&self.keys.admin).await)
     }
 
     /// A knowledge editor's client (EDITOR key).
@@ -182,6 +215,9 @@ impl TestServer {
         (&mut self.handle).await.expect("server task");
     }
 }
+
+/// The agent whose key `TestServer::agent` uses.
+pub const DEFAULT_AGENT: &str = "agent";
 
 /// The bearer tokens the test server made, one per role (and a second client).
 pub struct Keys {
@@ -285,8 +321,8 @@ pub fn top_faq(response: &SendMessageResponse) -> String {
     decision.faq_matches.first().map(|m| m.faq_id.clone()).unwrap_or_default()
 }
 
-/// Agents "alice" and "bob" claim the same hand-off at once: exactly one wins, the other gets
-/// FAILED_PRECONDITION. Returns the winner's name.
+/// Agents "alice" and "bob" (clients with their keys: `agent_as("alice")`, `agent_as("bob")`) claim the same
+/// hand-off at once: exactly one wins, the other gets FAILED_PRECONDITION. Returns the winner's name.
 pub async fn race_to_claim(
     alice: &AgentServiceClient<Authed>,
     bob: &AgentServiceClient<Authed>,

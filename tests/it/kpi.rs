@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use loket::server::pb::agent_service_client::AgentServiceClient;
 use loket::server::pb::chat_service_client::ChatServiceClient;
 use loket::server::pb::{self, DecisionKind, HandoffReason, TargetStatus};
 use prost_types::Timestamp;
@@ -39,15 +38,16 @@ fn detected(response: &pb::SendMessageResponse) -> Option<String> {
         .or_else(|| decision.faq_matches.first().map(|m| m.faq_id.clone()))
 }
 
-async fn claim(agent: &mut AgentServiceClient<Authed>, handoff_id: &str, agent_id: &str) {
+/// Claims as agent `agent_id`, with that agent's key.
+async fn claim(server: &TestServer, handoff_id: &str, agent_id: &str) {
     let request = pb::ClaimHandoffRequest { handoff_id: handoff_id.into(), agent_id: agent_id.into() };
-    agent.claim_handoff(request).await.unwrap();
+    server.agent_as(agent_id).await.claim_handoff(request).await.unwrap();
 }
 
-async fn resolve(agent: &mut AgentServiceClient<Authed>, handoff_id: &str, agent_id: &str) {
+async fn resolve(server: &TestServer, handoff_id: &str, agent_id: &str) {
     let request =
         pb::ResolveHandoffRequest { handoff_id: handoff_id.into(), agent_id: agent_id.into(), note: "".into() };
-    agent.resolve_handoff(request).await.unwrap();
+    server.agent_as(agent_id).await.resolve_handoff(request).await.unwrap();
 }
 
 fn time(millis: i64) -> Option<Timestamp> {
@@ -141,15 +141,15 @@ async fn kpis_of_a_known_mix_of_conversations_are_exact() {
 
     // Waits until claim: d 60 s, f 100 s, e 180 s; g is never claimed.
     server.clock.advance(60_000);
-    claim(&mut agent, &hd, "alice").await;
+    claim(&server, &hd, "alice").await;
     server.clock.advance(40_000);
-    claim(&mut agent, &hf, "bob").await;
+    claim(&server, &hf, "bob").await;
     server.clock.advance(80_000);
-    claim(&mut agent, &he, "carol").await;
+    claim(&server, &he, "carol").await;
     // Handle times: d 240 s, e 120 s. Ratings 5 and 2.
     server.clock.advance(120_000);
-    resolve(&mut agent, &hd, "alice").await;
-    resolve(&mut agent, &he, "carol").await;
+    resolve(&server, &hd, "alice").await;
+    resolve(&server, &he, "carol").await;
     for (id, score) in [(&d, 5), (&e, 2)] {
         let rating = pb::RateConversationRequest { conversation_id: id.clone(), score, comment: String::new() };
         chat.rate_conversation(rating).await.unwrap();

@@ -1,6 +1,7 @@
 //! Integration tests: a real loket server on an ephemeral loopback port, driven through real tonic clients.
 
 mod access;
+mod agents;
 mod chat;
 mod config;
 mod crash;

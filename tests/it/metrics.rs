@@ -62,7 +62,7 @@ async fn metrics_are_scraped_over_http_and_move_with_traffic() {
     assert_eq!(value(&before, "loket_queue_length", &[("skill", "returns")]), 0.0);
 
     let mut chat = server.chat().await;
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("alice").await;
     let mut queue = agent
         .watch_queue(pb::WatchQueueRequest { agent_id: "alice".into(), skills: vec!["returns".into()] })
         .await

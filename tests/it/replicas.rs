@@ -402,7 +402,7 @@ async fn the_postgres_store_keeps_the_embedded_stores_semantics() {
     for n in 0..3 {
         ask_for_a_person(&mut chat, &format!("cust-pg-{n}")).await;
     }
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("alice").await;
     let page = |page_token: String| pb::ListHandoffsRequest {
         state: pb::HandoffState::Queued.into(),
         skill: "returns".into(),
@@ -418,7 +418,8 @@ async fn the_postgres_store_keeps_the_embedded_stores_semantics() {
     let handoff_id = second_page.handoffs[0].handoff_id.clone();
     let claim = |agent_id: &str| pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), agent_id: agent_id.into() };
     agent.claim_handoff(claim("alice")).await.unwrap();
-    assert_eq!(agent.claim_handoff(claim("bob")).await.unwrap_err().code(), Code::FailedPrecondition);
+    let mut bob = server.agent_as("bob").await;
+    assert_eq!(bob.claim_handoff(claim("bob")).await.unwrap_err().code(), Code::FailedPrecondition);
 
     // Knowledge: revisions, and an update based on a stale revision is refused.
     let mut knowledge = server.knowledge().await;
