@@ -158,11 +158,11 @@ async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
         .handoff_id
         .clone();
     agent
-        .claim_handoff(pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), agent_id: "anna".into() })
+        .claim_handoff(pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), agent_id: String::new() })
         .await
         .unwrap();
     let before = transcript(&mut chat, &conversation).await.len();
-    let request = pb::SendAgentMessageRequest { handoff_id, agent_id: "anna".into(), text: "hoi\u{0}".into() };
+    let request = pb::SendAgentMessageRequest { handoff_id, agent_id: String::new(), text: "hoi\u{0}".into() };
     let status = agent.send_agent_message(request).await.unwrap_err();
     assert_eq!((status.code(), violation_fields(&status)), (Code::InvalidArgument, vec!["text".to_owned()]));
     assert_eq!(transcript(&mut chat, &conversation).await.len(), before);
@@ -303,11 +303,11 @@ async fn a_request_out_of_time_is_deadline_exceeded() {
 
     // The client's own, shorter deadline (grpc-timeout) gets the same answer.
     let mut request = tonic::Request::new(message());
-    request.set_timeout(Duration::from_millis(100));
+    request.set_timeout(Duration::from_millis(500));
     let started = Instant::now();
     let status = chat.send_message(request).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "the client's deadline: {status:?}");
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(950), "{:?}", started.elapsed());
 
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     drop(blocker);
