@@ -185,6 +185,11 @@ impl KeyRing {
         Ok(Caller { key_id: key.id.clone(), role: key.role, skills: key.skills.clone(), agent })
     }
 
+    /// Whether the key with this id is live.
+    pub fn contains(&self, key_id: &str) -> bool {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).contains_key(key_id)
+    }
+
     pub fn len(&self) -> usize {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -285,6 +290,15 @@ impl Access {
             retry_after,
         })?;
         Ok(caller)
+    }
+
+    /// Whether a caller admitted earlier still holds a live key: a stream opened before its key was revoked ends
+    /// when this says no. Keys revoked by another process count from the ring's next reload.
+    pub fn still_admitted(&self, caller: &Caller) -> Result<()> {
+        if self.open || self.ring.contains(&caller.key_id) {
+            return Ok(());
+        }
+        Err(Error::Unauthenticated(format!("API key {} was revoked", caller.key_id)))
     }
 
     /// Makes a key. An agent key's name is the agent's id: what the key does on the desk is attributed to it.

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::auth::caller;
+use super::auth::{caller, while_admitted};
 use super::convert::{
     channel_to_pb, conversation_to_pb, event_to_pb, faq_match_to_pb, handoff_reason_to_pb, intent_to_pb, message_to_pb,
     state_to_pb, tier_to_pb, timestamp,
 };
 use super::pb;
 use super::status::status_of;
-use crate::access::{Caller, acting_agent};
+use crate::access::{Access, Caller, acting_agent};
 use crate::conversation::{Handoff, HandoffState};
 use crate::error::Error;
 use crate::handoff::{Desk, HandoffPackage, QueueEvent, QueueEventKind};
@@ -21,11 +21,13 @@ use crate::store::HandoffFilter;
 
 pub struct AgentApi {
     desk: Arc<Desk>,
+    /// Ends a watch whose key is revoked meanwhile.
+    access: Arc<Access>,
 }
 
 impl AgentApi {
-    pub fn new(desk: Arc<Desk>) -> Self {
-        Self { desk }
+    pub fn new(desk: Arc<Desk>, access: Arc<Access>) -> Self {
+        Self { desk, access }
     }
 
     /// An agent key limited to some skills may only act on hand-offs of those skills. A missing id is left to
@@ -154,7 +156,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let skills = allowed_skills(&caller, skills)?;
         let events = self.desk.watch_queue(&agent, skills).await.map_err(status_of)?;
         let stream = events.map(|event| event.map(|e| queue_event_to_pb(&e)).map_err(status_of));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(while_admitted(Box::pin(stream), Arc::clone(&self.access), caller)))
     }
 
     type WatchHandoffStream = EventStream;
@@ -166,7 +168,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         self.check_handoff(&caller, &handoff_id).await?;
         let events = self.desk.watch_handoff(&handoff_id, &agent, after_seq).await.map_err(status_of)?;
         let stream = events.map(|event| event.map(|e| event_to_pb(&e)).map_err(status_of));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(while_admitted(Box::pin(stream), Arc::clone(&self.access), caller)))
     }
 
     async fn claim_handoff(&self, request: Request<pb::ClaimHandoffRequest>) -> Result<Response<pb::Handoff>, Status> {

@@ -2,7 +2,11 @@
 //! and whether they may call now, checks the role the service needs, and hands the caller to the adapter in the
 //! request's extensions. Health and reflection stay open (load balancers and tools call them without keys).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::{Stream, StreamExt};
 
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
@@ -62,4 +66,35 @@ fn malformed() -> Error {
 /// The caller the gate admitted.
 pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request.extensions().get::<Caller>().cloned().ok_or_else(|| Status::internal("request passed no access gate"))
+}
+
+/// How often a stream with nothing to send checks that its caller's key is still live.
+const REVOCATION_CHECK: Duration = Duration::from_secs(1);
+
+type Watch<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Ends a watch stream with UNAUTHENTICATED once its caller's key is revoked: checked before every item and every
+/// `REVOCATION_CHECK` while none comes, so a revoked key neither receives another event nor keeps a quiet stream.
+pub fn while_admitted<T: Send + 'static>(mut stream: Watch<T>, access: Arc<Access>, caller: Caller) -> Watch<T> {
+    Box::pin(async_stream::stream! {
+        let mut check = tokio::time::interval(REVOCATION_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        check.tick().await;
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => match item {
+                    Some(item) => Some(item),
+                    None => break,
+                },
+                _ = check.tick() => None,
+            };
+            if let Err(revoked) = access.still_admitted(&caller) {
+                yield Err(status_of(revoked));
+                break;
+            }
+            if let Some(item) = item {
+                yield item;
+            }
+        }
+    })
 }

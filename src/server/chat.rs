@@ -6,21 +6,24 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::auth::caller;
+use super::auth::{caller, while_admitted};
 use super::convert::{channel_from_pb, conversation_to_pb, event_to_pb, message_to_pb, send_response, tier_from_pb};
 use super::pb;
 use super::status::status_of;
+use crate::access::Access;
 use crate::dialogue::{Dialogue, StartConversation};
 use crate::handoff::Desk;
 
 pub struct ChatApi {
     dialogue: Arc<Dialogue>,
     desk: Arc<Desk>,
+    /// Ends a watch whose key is revoked meanwhile.
+    access: Arc<Access>,
 }
 
 impl ChatApi {
-    pub fn new(dialogue: Arc<Dialogue>, desk: Arc<Desk>) -> Self {
-        Self { dialogue, desk }
+    pub fn new(dialogue: Arc<Dialogue>, desk: Arc<Desk>, access: Arc<Access>) -> Self {
+        Self { dialogue, desk, access }
     }
 }
 
@@ -74,7 +77,7 @@ impl pb::chat_service_server::ChatService for ChatApi {
         self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
         let events = self.dialogue.watch(&conversation_id, after_seq).await.map_err(status_of)?;
         let stream = events.map(|event| event.map(|e| event_to_pb(&e)).map_err(status_of));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(while_admitted(Box::pin(stream), Arc::clone(&self.access), caller)))
     }
 
     async fn get_conversation(

@@ -401,3 +401,36 @@ async fn every_agent_rpc_refuses_bad_callers_and_stale_handoffs_precisely_and_ch
     assert!(failures.is_empty(), "{failures:#?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn open_streams_end_when_their_key_is_revoked() {
+    let (server, _dir) = fresh_server().await;
+    let (conversation_id, handoff_id) = queued_handoff(&server, "cust-revoked").await;
+    let erin = server.agent_key("erin", &[]).await;
+    let mut agent = AgentServiceClient::new(server.authed(&erin).await);
+    let queue = pb::WatchQueueRequest { agent_id: String::new(), skills: vec!["returns".into()] };
+    let mut queue = agent.watch_queue(queue).await.unwrap().into_inner();
+    agent.claim_handoff(claim(&handoff_id, "")).await.unwrap();
+    let mut events = watch_handoff(&mut agent, &handoff_id, 0).await;
+    until_claimed(&mut events).await;
+
+    server.admin().await.revoke_api_key(pb::RevokeApiKeyRequest { key_id: key_id(&erin).into() }).await.unwrap();
+    // A quiet stream ends too, within the second it checks in; a busy one at its next event.
+    let ended = |status: Result<_, Status>| matches!(status, Err(status) if status.code() == Code::Unauthenticated);
+    let next = tokio::time::timeout(Duration::from_secs(3), next_event(&mut events)).await.expect("the stream ends");
+    assert!(ended(next.map(drop)), "the hand-off watch goes on after revocation");
+    let mut unauthenticated = false;
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(3), queue.next()).await {
+        if ended(item.map(drop)) {
+            unauthenticated = true;
+            break;
+        }
+    }
+    assert!(unauthenticated, "the queue watch goes on after revocation");
+    // The customer's watch, whose key is live, is untouched.
+    let mut chat = server.chat().await;
+    let request = pb::WatchConversationRequest { conversation_id: conversation_id.clone(), after_seq: 0 };
+    let mut watch = chat.watch_conversation(request).await.unwrap().into_inner();
+    assert!(watch.next().await.unwrap().is_ok());
+    server.stop().await;
+}
