@@ -407,6 +407,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     Default::default()
                 }
             };
+            // Reading statistics never creates a database: a mistyped directory would report zeros.
+            let embedded = config.storage.database_url.trim().is_empty();
+            let database = config.storage.data_dir.join("loket.db");
+            if embedded && !database.exists() {
+                anyhow::bail!("no loket database at {} (check --data-dir or storage.data_dir)", database.display());
+            }
             let store = crate::store::open(&config.storage).await?;
             let kpis = crate::stats::kpis(&*store, &query, &config.kpi, &skills, now).await?;
             let moment = |ms: i64| jiff::Timestamp::from_millisecond(ms).map(|t| t.to_string()).unwrap_or_default();

@@ -309,8 +309,14 @@ pub struct OfficeHoursConfig {
     pub friday: Vec<String>,
     pub saturday: Vec<String>,
     pub sunday: Vec<String>,
-    /// Dates ("YYYY-MM-DD") on which nobody is available.
+    /// Dates ("YYYY-MM-DD") on which nobody is available: one-off closures.
     pub closed_dates: Vec<String>,
+    /// Days ("MM-DD") closed every year: fixed-date public holidays.
+    pub closed_every_year: Vec<String>,
+    /// Days closed every year counted from Easter Sunday (Gregorian): 1 is Easter Monday, -2 Good Friday, 39
+    /// Ascension Day, 50 Whit Monday. Together with `closed_every_year` this spells most countries' public
+    /// holidays without a list per year.
+    pub closed_after_easter: Vec<i32>,
 }
 
 impl Default for HandoffConfig {
@@ -337,7 +343,11 @@ impl Default for OfficeHoursConfig {
             friday: weekday(),
             saturday: vec!["09:00-17:00".into()],
             sunday: Vec::new(),
-            closed_dates: vec!["2026-12-25".into(), "2026-12-26".into(), "2027-01-01".into()],
+            closed_dates: Vec::new(),
+            // The Netherlands' public holidays on which shops' service desks commonly close (the default time
+            // zone's): New Year, King's Day, Christmas; Easter Monday, Ascension Day, Whit Monday.
+            closed_every_year: vec!["01-01".into(), "04-27".into(), "12-25".into(), "12-26".into()],
+            closed_after_easter: vec![1, 39, 50],
         }
     }
 }

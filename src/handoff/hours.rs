@@ -18,6 +18,10 @@ pub struct OfficeHours {
     /// Per weekday (Monday first): open ranges in minutes after midnight, [start, end).
     weekly: [Vec<(u16, u16)>; 7],
     closed: HashSet<Date>,
+    /// (month, day) closed every year.
+    every_year: HashSet<(i8, i8)>,
+    /// Days after Easter Sunday closed every year.
+    after_easter: HashSet<i32>,
 }
 
 /// A moment in the schedule's time zone, for telling the customer.
@@ -51,6 +55,22 @@ fn parse_range(text: &str) -> Result<(u16, u16), String> {
     Ok(range)
 }
 
+/// Easter Sunday of a Gregorian year (the anonymous Gregorian algorithm, "Meeus/Jones/Butcher").
+fn easter(year: i16) -> Option<Date> {
+    let y = i32::from(year);
+    let (a, b, c) = (y % 19, y / 100, y % 100);
+    let (d, e) = (b / 4, b % 4);
+    let f = (b + 8) / 25;
+    let g = (b - f + 1) / 3;
+    let h = (19 * a + b - d - g + 15) % 30;
+    let (i, k) = (c / 4, c % 4);
+    let l = (32 + 2 * e + 2 * i - h - k) % 7;
+    let m = (a + 11 * h + 22 * l) / 451;
+    let month = (h + l - 7 * m + 114) / 31;
+    let day = (h + l - 7 * m + 114) % 31 + 1;
+    Date::new(year, month as i8, day as i8).ok()
+}
+
 fn weekday_index(weekday: Weekday) -> usize {
     weekday.to_monday_zero_offset() as usize
 }
@@ -77,7 +97,32 @@ impl OfficeHours {
             .iter()
             .map(|d| d.parse::<Date>().map_err(|e| format!("closed date {d:?}: {e}")))
             .collect::<Result<_, _>>()?;
-        Ok(OfficeHours { timezone, weekly, closed })
+        let every_year = config
+            .closed_every_year
+            .iter()
+            .map(|d| {
+                // Checked against a leap year, so "02-29" is accepted (it is closed in the years that have it).
+                let date = format!("2024-{d}").parse::<Date>().map_err(|e| format!("closed day {d:?} (MM-DD): {e}"))?;
+                Ok((date.month(), date.day()))
+            })
+            .collect::<Result<_, String>>()?;
+        if let Some(offset) = config.closed_after_easter.iter().find(|o| o.abs() > 80) {
+            return Err(format!("closed_after_easter {offset}: more than 80 days from Easter"));
+        }
+        let after_easter = config.closed_after_easter.iter().copied().collect();
+        Ok(OfficeHours { timezone, weekly, closed, every_year, after_easter })
+    }
+
+    /// Whether nobody works on `date`, whatever the weekly schedule says.
+    fn is_closed(&self, date: Date) -> bool {
+        self.closed.contains(&date)
+            || self.every_year.contains(&(date.month(), date.day()))
+            || (!self.after_easter.is_empty()
+                && easter(date.year()).is_some_and(|easter| {
+                    // Offsets are within 80 days, so the date and its Easter share a year.
+                    let offset = i32::from(date.day_of_year()) - i32::from(easter.day_of_year());
+                    self.after_easter.contains(&offset)
+                }))
     }
 
     fn local_date_minute(&self, millis: i64) -> Option<(Date, u16)> {
@@ -88,7 +133,7 @@ impl OfficeHours {
 
     pub fn is_open(&self, millis: i64) -> bool {
         let Some((date, minute)) = self.local_date_minute(millis) else { return false };
-        !self.closed.contains(&date)
+        !self.is_closed(date)
             && self.weekly[weekday_index(date.weekday())].iter().any(|&(start, end)| start <= minute && minute < end)
     }
 
@@ -100,7 +145,7 @@ impl OfficeHours {
         let (today, minute) = self.local_date_minute(millis)?;
         for offset in 0..LOOKAHEAD_DAYS {
             let date = today.checked_add(jiff::Span::new().days(offset)).ok()?;
-            if self.closed.contains(&date) {
+            if self.is_closed(date) {
                 continue;
             }
             let start = self.weekly[weekday_index(date.weekday())]
@@ -148,6 +193,14 @@ mod tests {
         assert!(!hours.is_open(millis("2026-11-25T20:00[Europe/Amsterdam]")));
         assert!(!hours.is_open(millis("2026-11-29T12:00[Europe/Amsterdam]")), "sunday");
         assert!(!hours.is_open(millis("2026-12-25T12:00[Europe/Amsterdam]")), "christmas");
+        // Every year, without a list per year: Christmas 2031; Easter Monday 2027 (Easter: 28 March) and 2030
+        // (Easter: 21 April); Ascension Day 2027 (6 May); King's Day 2028 (a Thursday).
+        assert!(!hours.is_open(millis("2031-12-25T12:00[Europe/Amsterdam]")), "christmas 2031");
+        assert!(!hours.is_open(millis("2027-03-29T12:00[Europe/Amsterdam]")), "easter monday 2027");
+        assert!(!hours.is_open(millis("2030-04-22T12:00[Europe/Amsterdam]")), "easter monday 2030");
+        assert!(!hours.is_open(millis("2027-05-06T12:00[Europe/Amsterdam]")), "ascension day 2027");
+        assert!(!hours.is_open(millis("2028-04-27T12:00[Europe/Amsterdam]")), "king's day 2028");
+        assert!(hours.is_open(millis("2027-03-30T12:00[Europe/Amsterdam]")), "the tuesday after easter");
         let next = hours.next_opening(millis("2026-11-28T18:00[Europe/Amsterdam]")).unwrap();
         assert_eq!(next, millis("2026-11-30T08:00[Europe/Amsterdam]"), "saturday evening -> monday 08:00");
         let moment = hours.describe(millis("2026-11-28T18:00[Europe/Amsterdam]"), next).unwrap();
@@ -167,6 +220,8 @@ mod tests {
         assert!(bad(|c| c.monday = vec!["18:00-09:00".into()]));
         assert!(bad(|c| c.monday = vec!["25:00-26:00".into()]));
         assert!(bad(|c| c.closed_dates = vec!["2026-13-01".into()]));
+        assert!(bad(|c| c.closed_every_year = vec!["12-32".into()]));
+        assert!(bad(|c| c.closed_after_easter = vec![120]));
         assert!(!bad(|c| c.sunday = vec!["00:00-24:00".into()]));
     }
 }

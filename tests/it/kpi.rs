@@ -254,4 +254,15 @@ async fn kpis_of_a_known_mix_of_conversations_are_exact() {
     ] {
         assert!(collapsed.iter().any(|l| l == line), "{line:?} missing from:\n{table}");
     }
+
+    // A directory without a database is an error, and stays without one.
+    let empty = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loket"))
+        .args(["stats", "--data-dir"])
+        .arg(empty.path().join("typo"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no loket database at"));
+    assert!(!empty.path().join("typo").exists());
 }
