@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::App;
-use crate::config::{Config, Sources};
+use crate::config::{Config, LogFormat, Sources};
 use crate::conversation::{Channel, DialogueMemory, Tier};
 use crate::dialogue::{Policy, TurnInput, eval};
 use crate::intent::{self, LiveModel};
@@ -20,8 +20,30 @@ use crate::knowledge::{Knowledge, KnowledgeBase};
     about = "Support chatbot service: FAQ answers, clarifying questions and hand-offs over gRPC"
 )]
 pub struct Cli {
+    /// Log lines on stderr as `text` or `json` (one object per line); `serve` also reads `[log] format`.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// How to log: the flag, else (for `serve`, whose operators configure it) the configuration, else text. Read
+    /// before logging starts; a configuration that does not load is reported by the command itself.
+    pub fn log_format(&self) -> LogFormat {
+        match (self.log_format, &self.command) {
+            (Some(LogFormatArg::Text), _) => LogFormat::Text,
+            (Some(LogFormatArg::Json), _) => LogFormat::Json,
+            (None, Command::Serve { common, .. }) => common.config().map_or(LogFormat::Text, |c| c.log.format),
+            (None, _) => LogFormat::Text,
+        }
+    }
 }
 
 #[derive(Args)]

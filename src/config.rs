@@ -34,6 +34,23 @@ pub struct Config {
     pub kpi: KpiConfig,
     pub auth: AuthConfig,
     pub privacy: PrivacyConfig,
+    pub log: LogConfig,
+}
+
+/// How the process logs (to stderr; `RUST_LOG` picks the levels).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` (one object per line) for log collectors. `--log-format` overrides it.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Personal data in stored transcripts.

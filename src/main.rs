@@ -1,6 +1,7 @@
 //! Wires the command line to the library; nothing else lives here.
 
 use clap::Parser;
+use loket::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 // candle allocates and frees multi-MB tensors on every training step; glibc malloc returns them to the kernel each
@@ -9,9 +10,15 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let cli = loket::cli::Cli::parse();
+    // Logs go to stderr, so what a command prints on stdout (a key, a table, an export) stays clean.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format() {
+        LogFormat::Text => logs.init(),
+        // Each line an object with the event's fields and its spans (the RPC's request id among them).
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(true).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -19,7 +26,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(loket::cli::run(loket::cli::Cli::parse()));
+    let outcome = runtime.block_on(loket::cli::run(cli));
     // Dropping a runtime waits for its blocking threads; a retrain stopped at shutdown may still be preparing its
     // data for a moment. Everything acknowledged is committed by now and a model is installed by rename, so the
     // process need not wait for it.

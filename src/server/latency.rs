@@ -1,8 +1,11 @@
-//! A tower layer that records each gRPC request's latency and status code for Prometheus
+//! A tower layer that gives each gRPC request a tracing span with a request id, and records its latency and
+//! status code for Prometheus
 //! ([`crate::metrics::RPC_DURATION`], [`crate::metrics::RPC_REQUESTS`]). Labels follow the common gRPC
 //! interceptors (go-grpc-prometheus): `grpc_service` ("loket.v1.ChatService") and `grpc_method` ("SendMessage")
 //! for methods loket serves, "other" for any other path, so a client cannot invent label values; `code` is the
-//! canonical status name ("OK", "NOT_FOUND").
+//! canonical status name ("OK", "NOT_FOUND"). The request id is the caller's `x-request-id` when it sends a
+//! usable one (1-128 visible ASCII characters), else a new one; it comes back in the response's `x-request-id`, so
+//! a caller's report and the server's log lines meet.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -13,6 +16,10 @@ use std::time::Instant;
 
 use prost::Message;
 use tower::{Layer, Service};
+use tracing::Instrument;
+
+/// The header carrying a request's id, both ways.
+const REQUEST_ID: &str = "x-request-id";
 
 use super::pb;
 
@@ -77,10 +84,23 @@ where
             false => ("other", "other"),
         };
         let (service, method) = (service.to_owned(), method.to_owned());
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|value| value.to_str().ok())
+            .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+        let span = tracing::info_span!("rpc", grpc_service = %service, grpc_method = %method, %request_id);
         let started = Instant::now();
-        let response = self.inner.call(request);
+        let response = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
         Box::pin(async move {
-            let response = response.await;
+            let mut response = response.instrument(span.clone()).await;
+            if let (Ok(response), Ok(value)) = (&mut response, http::HeaderValue::from_str(&request_id)) {
+                response.headers_mut().insert(REQUEST_ID, value);
+            }
             let labels = [("grpc_service", service), ("grpc_method", method)];
             metrics::histogram!(crate::metrics::RPC_DURATION, &labels).record(started.elapsed().as_secs_f64());
             // An error status travels in the response head (trailers-only); success comes in the trailers.
@@ -95,6 +115,9 @@ where
             let [service, method] = labels;
             metrics::counter!(crate::metrics::RPC_REQUESTS, &[service, method, ("code", code_name(code).to_owned())])
                 .increment(1);
+            span.in_scope(|| {
+                tracing::debug!(code = code_name(code), ms = started.elapsed().as_millis() as u64, "rpc done")
+            });
             response
         })
     }

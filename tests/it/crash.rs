@@ -18,6 +18,16 @@ fn spawn_server(data_dir: &Path) -> (Child, String) {
 
 /// Starts `loket serve` with `args` besides its own on an OS-chosen loopback port; returns it with its address.
 pub fn spawn_loket(data_dir: &Path, args: &[&str]) -> (Child, String) {
+    let (child, url, _logs) = spawn_loket_logged(data_dir, args, "info");
+    (child, url)
+}
+
+/// Like [`spawn_loket`] with `RUST_LOG=log_levels`, also handing over its log lines (stderr) as they come.
+pub fn spawn_loket_logged(
+    data_dir: &Path,
+    args: &[&str],
+    log_levels: &str,
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_loket"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
@@ -25,23 +35,32 @@ pub fn spawn_loket(data_dir: &Path, args: &[&str]) -> (Child, String) {
         .arg(data_dir)
         .arg("--knowledge-dir")
         .arg(knowledge_dir())
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log_levels)
         .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn loket serve");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    // Logs go to stderr; the address is in the "serving gRPC" line, as text or as JSON.
+    let logs = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(logs).lines();
     let address = loop {
         let line = lines.next().expect("server printed its address").unwrap();
         if let Some(rest) = line.split("address=").nth(1) {
             break rest.split_whitespace().next().unwrap().trim_start_matches("Some(").trim_end_matches(')').to_owned();
         }
+        if let Some(rest) = line.split("\"address\":\"").nth(1) {
+            break rest.split('"').next().unwrap().to_owned();
+        }
     };
-    // Keep draining the pipe so the server never blocks on a full stdout.
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{address}"))
+    // Keep draining the pipe so the server never blocks on a full stderr, whether or not anyone listens.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    (child, format!("http://{address}"), receiver)
 }
 
 #[tokio::test]

@@ -268,9 +268,10 @@ pub fn create_key_with_cli(data_dir: &Path, role: &str) -> String {
         .output()
         .expect("run loket keys create");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    // Log lines share stdout with the key.
+    // Logs go to stderr: stdout is the key alone, ready for a script to capture.
     let stdout = String::from_utf8(output.stdout).unwrap();
-    stdout.lines().map(str::trim).find(|l| l.starts_with("lk_")).expect("a key printed").to_owned()
+    assert!(stdout.trim().starts_with("lk_") && stdout.trim().lines().count() == 1, "stdout: {stdout:?}");
+    stdout.trim().to_owned()
 }
 
 /// A server on a fresh temporary data directory (kept alive by the returned guard).

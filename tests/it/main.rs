@@ -15,6 +15,7 @@ mod invalid;
 mod knowledge;
 mod kpi;
 mod lifecycle;
+mod logs;
 mod metrics;
 mod persistence;
 mod postgres;
