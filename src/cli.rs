@@ -260,7 +260,8 @@ enum Command {
     Train {
         #[command(flatten)]
         common: Common,
-        /// Output directory (default: the configured model directory, models/intent).
+        /// Output directory (default: `trained-model` in the data directory). `--out models/intent` replaces the
+        /// shipped model, as its card's recipe does.
         #[arg(long)]
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 42)]
@@ -571,7 +572,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Train { common, out, seed } => {
             let config = common.config()?;
-            let out = out.unwrap_or_else(|| config.intent.model_dir.clone());
+            // Never the shipped model by default: an experiment must not overwrite what the repository ships.
+            let out = out.unwrap_or_else(|| config.storage.data_dir.join("trained-model"));
             let knowledge = Knowledge::load(&config.knowledge.dir, &config.languages.supported)?;
             let conversational = config.knowledge.dir.join("intents/conversational.yaml");
             let started = std::time::Instant::now();
@@ -591,6 +593,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             intent::service::save(&training, &out, seed, &evaluation)?;
             println!("trained in {seconds:.1} s; model written to {}", out.display());
+            if out != config.intent.model_dir {
+                println!("serve it with `--set intent.model_dir={}`", out.display());
+            }
             println!("{evaluation}");
             Ok(())
         }
