@@ -34,6 +34,17 @@ pub struct Config {
     pub kpi: KpiConfig,
     pub auth: AuthConfig,
     pub privacy: PrivacyConfig,
+    pub web: WebConfig,
+}
+
+/// The browser side: gRPC-Web on the gRPC port, the pages loket serves, and who may call from a browser.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Origins (`scheme://host[:port]`) of the web sites whose pages may call loket from a browser (gRPC-Web, CORS)
+    /// besides loket's own pages. loket's own origin counts when it is reached by IP address or `localhost`; list it
+    /// too when browsers reach loket by another name (`https://chat.example.com`).
+    pub allowed_origins: Vec<String>,
 }
 
 /// Personal data in stored transcripts.
@@ -565,6 +576,11 @@ impl Config {
         if self.limits.max_message_bytes == 0 {
             return invalid("limits.max_message_bytes", "must be positive");
         }
+        for (n, origin) in self.web.allowed_origins.iter().enumerate() {
+            if let Err(reason) = check_origin(origin) {
+                return invalid(&format!("web.allowed_origins[{n}]"), &reason);
+            }
+        }
         for (key, value) in [
             ("kpi.csat_min", self.kpi.csat_min),
             ("kpi.resolution_min", self.kpi.resolution_min),
@@ -576,6 +592,33 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An origin as browsers send it: `http` or `https`, a host, an optional port, nothing else (no path, no
+/// trailing slash, no wildcard), in lower case.
+pub fn check_origin(origin: &str) -> Result<(), String> {
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    let Some(authority) = rest else {
+        return Err(format!("{origin:?} is not an origin: it must start with http:// or https://"));
+    };
+    // `[::1]:8080` keeps its brackets; only a colon after the host starts a port.
+    let host_end = if authority.starts_with('[') { authority.find(']').map_or(0, |i| i + 1) } else { 0 };
+    let (host, port) = match authority[host_end..].find(':') {
+        Some(i) => (&authority[..host_end + i], Some(&authority[host_end + i + 1..])),
+        None => (authority, None),
+    };
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err())
+    {
+        return Err(format!("{origin:?} has an invalid port"));
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.[]:".contains(c);
+    if host.is_empty() || !host.chars().all(allowed) {
+        return Err(format!(
+            "{origin:?} is not an origin: scheme://host[:port] in lower case, without path, slash or wildcard"
+        ));
+    }
+    Ok(())
 }
 
 /// Sets the dotted `key` in `tree` to `value`, read as the type the key holds now (or as TOML where it holds

@@ -23,6 +23,7 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod text;
+pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;

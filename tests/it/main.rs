@@ -20,3 +20,4 @@ mod persistence;
 mod postgres;
 mod protocol;
 mod replicas;
+mod web;
