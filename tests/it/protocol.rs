@@ -151,9 +151,9 @@ async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
         assert_eq!(violation_fields(&status), [field]);
     }
 
-    // An agent's message to the customer.
+    // An agent's message to the customer (agent "anna", her own key: an agent key acts only as its agent).
     let (conversation, _, _) = ask_for_a_person(&mut chat, "cust-ctl").await;
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("anna").await;
     let handoff_id = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner().handoffs[0]
         .handoff_id
         .clone();
