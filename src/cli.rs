@@ -99,6 +99,8 @@ enum RoleArg {
     Agent,
     Editor,
     Admin,
+    /// A web widget's publishable key: only starts conversations, from pages of allowed origins.
+    Widget,
 }
 
 impl RoleArg {
@@ -109,6 +111,7 @@ impl RoleArg {
             RoleArg::Agent => Role::Agent,
             RoleArg::Editor => Role::Editor,
             RoleArg::Admin => Role::Admin,
+            RoleArg::Widget => Role::Widget,
         }
     }
 }

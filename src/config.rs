@@ -38,13 +38,32 @@ pub struct Config {
 }
 
 /// The browser side: gRPC-Web on the gRPC port, the pages loket serves, and who may call from a browser.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
     /// Origins (`scheme://host[:port]`) of the web sites whose pages may call loket from a browser (gRPC-Web, CORS)
     /// besides loket's own pages. loket's own origin counts when it is reached by IP address or `localhost`; list it
     /// too when browsers reach loket by another name (`https://chat.example.com`).
     pub allowed_origins: Vec<String>,
+    /// How long a conversation token (what a widget key's StartConversation returns) is accepted, in seconds.
+    pub conversation_token_ttl_secs: u64,
+    /// Conversations a widget key may start per minute from one client address (0: no limit).
+    pub widget_starts_per_minute_per_address: f64,
+    /// Secret shared with the shop's backend, which signs customer ids with HMAC-SHA256 under it so the widget's
+    /// customer is known (`customer_id_signature`); empty: identity verification off, every widget visitor is
+    /// anonymous.
+    pub identity_secret: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            conversation_token_ttl_secs: 86_400,
+            widget_starts_per_minute_per_address: 10.0,
+            identity_secret: String::new(),
+        }
+    }
 }
 
 /// Personal data in stored transcripts.
@@ -575,6 +594,13 @@ impl Config {
         }
         if self.limits.max_message_bytes == 0 {
             return invalid("limits.max_message_bytes", "must be positive");
+        }
+        if self.web.conversation_token_ttl_secs == 0 {
+            return invalid("web.conversation_token_ttl_secs", "must be positive");
+        }
+        if self.web.widget_starts_per_minute_per_address.is_nan() || self.web.widget_starts_per_minute_per_address < 0.0
+        {
+            return invalid("web.widget_starts_per_minute_per_address", "must be 0 (no limit) or positive");
         }
         for (n, origin) in self.web.allowed_origins.iter().enumerate() {
             if let Err(reason) = check_origin(origin) {

@@ -24,6 +24,7 @@ pub mod stats;
 pub mod store;
 pub mod text;
 pub mod web;
+pub mod widget;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -114,7 +115,8 @@ impl App {
             retrainer.request();
         }
         let limiter = RateLimiter::new(config.limits.requests_per_second_per_key, config.limits.request_burst_per_key);
-        let access = Arc::new(Access::new(Arc::clone(&store), Arc::clone(&clock), config.auth.open(), limiter).await?);
+        let access = Access::new(Arc::clone(&store), Arc::clone(&clock), config.auth.open(), limiter).await?;
+        let access = Arc::new(access.with_widget_settings(access::WidgetSettings::from_config(&config.web)));
         if access.is_open() {
             tracing::warn!(
                 "auth.mode = \"open\": NO CREDENTIALS ARE CHECKED and every caller is an administrator. A demo mode: \

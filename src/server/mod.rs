@@ -123,9 +123,13 @@ pub async fn serve(
         gate("StatsService", &[Role::Editor, Role::Admin]),
     );
     let chat = InterceptedService::new(
-        pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(dialogue, Arc::clone(&desk)))
-            .max_decoding_message_size(max_decoding),
-        gate("ChatService", &[Role::Client, Role::Admin]),
+        pb::chat_service_server::ChatServiceServer::new(chat::ChatApi::new(
+            dialogue,
+            Arc::clone(&desk),
+            Arc::clone(&access),
+        ))
+        .max_decoding_message_size(max_decoding),
+        gate("ChatService", &[Role::Client, Role::Widget, Role::Admin]),
     );
     let agent = InterceptedService::new(
         pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk))

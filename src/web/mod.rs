@@ -28,6 +28,11 @@ const EXPOSED_RESPONSE_HEADERS: &str = "grpc-status, grpc-message, grpc-status-d
 /// How long a browser may keep a preflight's answer, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 
+/// The allowed origin of the web page a call came from, for the access gate (a widget key is accepted only
+/// from a page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageOrigin(pub String);
+
 /// What the layer needs, shared by every connection.
 struct Shared {
     allowed_origins: Vec<String>,
@@ -98,6 +103,8 @@ where
         if request.method() == Method::OPTIONS {
             return ready(preflight(origin));
         }
+        let mut request = request;
+        request.extensions_mut().insert(PageOrigin(origin.to_str().unwrap_or_default().to_owned()));
         let call = self.inner.call(request);
         Box::pin(async move {
             let mut response = call.await?;

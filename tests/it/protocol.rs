@@ -143,6 +143,7 @@ async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
     let start = |customer_id: &str, metadata: &[(&str, &str)]| pb::StartConversationRequest {
         customer_id: customer_id.into(),
         metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        customer_id_signature: String::new(),
         ..Default::default()
     };
     for (request, field) in [(start("c\u{0}", &[]), "customer_id"), (start("c", &[("page", "/\u{7}")]), "metadata")] {

@@ -4,10 +4,15 @@
 use std::net::SocketAddr;
 
 use loket::server::pb;
+use loket::server::pb::agent_service_client::AgentServiceClient;
+use loket::server::pb::chat_service_client::ChatServiceClient;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
-use crate::harness::{TestServer, test_config};
+use crate::harness::{TestServer, WEDNESDAY_10AM, conversation_id, test_config};
 
 const SHOP: &str = "http://shop.test";
 
@@ -139,6 +144,14 @@ async fn a_grpc_web_call_over_http1_starts_a_conversation() {
         trailers.lines().find_map(|l| l.strip_prefix("grpc-status:").map(|s| s.trim().to_owned()))
     });
     assert_eq!(status.as_deref(), Some("16"));
+
+    // A widget key from a page of the shop: the conversation comes with its token.
+    let bearer = format!("Bearer {}", widget_key(&server).await);
+    let reply = http1(server.addr, "POST", START, &grpc_web_headers(&bearer, Some(SHOP)), &frame(&request)).await;
+    let (messages, trailers) = unframe(&reply.body);
+    assert!(trailers.contains("grpc-status:0"), "trailers: {trailers}");
+    let started = pb::StartConversationResponse::decode(&messages[0][..]).unwrap();
+    assert!(started.conversation_token.starts_with("lkc_"));
     server.stop().await;
 }
 
@@ -236,4 +249,177 @@ fn an_allowed_origin_must_be_an_origin() {
     let mut config = loket::config::Config::default();
     config.web.allowed_origins = vec!["https://shop.example".into(), "http://[::1]:8080".into()];
     config.validate().expect("valid origins");
+}
+
+/// A browser page's credential: `authorization: Bearer <token>` and, when given, the page's `origin`.
+#[derive(Clone)]
+struct Page {
+    token: String,
+    origin: Option<&'static str>,
+}
+
+impl tonic::service::Interceptor for Page {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let bearer = format!("Bearer {}", self.token).parse().expect("ascii token");
+        request.metadata_mut().insert("authorization", bearer);
+        if let Some(origin) = self.origin {
+            request.metadata_mut().insert("origin", origin.parse().unwrap());
+        }
+        Ok(request)
+    }
+}
+
+type PageChat = ChatServiceClient<InterceptedService<Channel, Page>>;
+
+async fn page_chat(server: &TestServer, token: &str, origin: Option<&'static str>) -> PageChat {
+    ChatServiceClient::new(InterceptedService::new(server.channel().await, Page { token: token.into(), origin }))
+}
+
+async fn widget_key(server: &TestServer) -> String {
+    let request = pb::CreateApiKeyRequest { name: "shop widget".into(), role: pb::Role::Widget.into(), skills: vec![] };
+    server.admin().await.create_api_key(request).await.expect("create widget key").into_inner().token
+}
+
+fn start_request(customer_id: &str, signature: &str) -> pb::StartConversationRequest {
+    pb::StartConversationRequest {
+        customer_id: customer_id.into(),
+        language: "nl".into(),
+        customer_id_signature: signature.into(),
+        ..Default::default()
+    }
+}
+
+fn send(conversation_id: &str, text: &str) -> pb::SendMessageRequest {
+    pb::SendMessageRequest {
+        conversation_id: conversation_id.into(),
+        text: text.into(),
+        client_message_id: text.into(),
+    }
+}
+
+fn get(conversation_id: &str) -> pb::GetConversationRequest {
+    pb::GetConversationRequest { conversation_id: conversation_id.into() }
+}
+
+#[tokio::test]
+async fn a_widget_key_only_starts_conversations_and_each_token_holds_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&dir).await;
+    let key = widget_key(&server).await;
+
+    // Not from a web page: refused.
+    let status = page_chat(&server, &key, None).await.start_conversation(start_request("c-1", "")).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+    let mut widget = page_chat(&server, &key, Some(SHOP)).await;
+    let started = widget.start_conversation(start_request("c-1", "")).await.unwrap().into_inner();
+    let conversation = conversation_id(&started);
+    let token = started.conversation_token.clone();
+    assert!(token.starts_with("lkc_"), "{token}");
+    let expires = started.conversation_token_expire_time.expect("an expiry").seconds * 1000;
+    assert_eq!(expires, WEDNESDAY_10AM + 86_400_000, "web.conversation_token_ttl_secs after the start");
+
+    // The widget key itself holds no conversation.
+    let status = widget.send_message(send(&conversation, "hallo")).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+    // The token holds its conversation (from a page or not): send, watch, get; the visitor is anonymous.
+    let mut held = page_chat(&server, &token, Some(SHOP)).await;
+    held.send_message(send(&conversation, "wanneer komt mijn pakketje")).await.expect("send with the token");
+    let mut events = held
+        .watch_conversation(pb::WatchConversationRequest { conversation_id: conversation.clone(), after_seq: 0 })
+        .await
+        .expect("watch with the token")
+        .into_inner();
+    assert!(events.message().await.unwrap().is_some(), "the stored history streams");
+    let shown = page_chat(&server, &token, None).await.get_conversation(get(&conversation)).await.unwrap().into_inner();
+    assert!(shown.customer_id.starts_with("visitor-"), "an unsigned customer id is not kept: {}", shown.customer_id);
+
+    // Another conversation of the same widget key: this token is not for it.
+    let other = conversation_id(&widget.start_conversation(start_request("c-2", "")).await.unwrap().into_inner());
+    for status in [
+        held.send_message(send(&other, "hallo")).await.unwrap_err(),
+        held.get_conversation(get(&other)).await.unwrap_err(),
+        held.start_conversation(start_request("c-3", "")).await.unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    }
+    // Nor is it a key of any other service.
+    let mut desk = AgentServiceClient::new(InterceptedService::new(
+        server.channel().await,
+        Page { token: token.clone(), origin: Some(SHOP) },
+    ));
+    let status = desk.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+    // Forged: a changed signature, a changed grant, a made-up token.
+    let (grant, signature) = token.split_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = [
+        format!("{grant}.{flipped}{}", &signature[1..]),
+        format!("{}.{signature}", grant.replacen('e', "f", 1)),
+        "lkc_eyJjIjoiYSJ9.c2lnbmF0dXJl".to_owned(),
+    ];
+    for forged in forged {
+        let status = page_chat(&server, &forged, Some(SHOP)).await.get_conversation(get(&conversation)).await;
+        assert_eq!(status.unwrap_err().code(), Code::Unauthenticated, "{forged}");
+    }
+
+    // A signature while identity verification is off.
+    let status = widget.start_conversation(start_request("c-4", "00ff")).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+
+    // Expired.
+    server.clock.advance(86_400_000);
+    let status = held.get_conversation(get(&conversation)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("expired"), "{status:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_widget_key_ends_its_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&dir).await;
+    let key = widget_key(&server).await;
+    let started = page_chat(&server, &key, Some(SHOP)).await.start_conversation(start_request("", "")).await;
+    let started = started.expect("an empty customer id is fine for a visitor").into_inner();
+    let mut held = page_chat(&server, &started.conversation_token, Some(SHOP)).await;
+    let conversation = conversation_id(&started);
+    held.end_conversation(pb::EndConversationRequest { conversation_id: conversation.clone() }).await.unwrap();
+    let key_id = key.split('_').nth(1).unwrap().to_owned();
+    server.admin().await.revoke_api_key(pb::RevokeApiKeyRequest { key_id }).await.unwrap();
+    let status = held.get_conversation(get(&conversation)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_customer_id_is_kept_and_widget_starts_are_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.web.allowed_origins = vec![SHOP.to_owned()];
+    config.web.identity_secret = "shop-secret".into();
+    config.web.widget_starts_per_minute_per_address = 3.0;
+    let server = TestServer::start(config).await;
+    let key = widget_key(&server).await;
+    let mut widget = page_chat(&server, &key, Some(SHOP)).await;
+
+    let signature = loket::widget::identity_signature("shop-secret", "c-42");
+    let started = widget.start_conversation(start_request("c-42", &signature)).await.unwrap().into_inner();
+    let held = &mut page_chat(&server, &started.conversation_token, None).await;
+    let shown = held.get_conversation(get(&conversation_id(&started))).await.unwrap().into_inner();
+    assert_eq!(shown.customer_id, "c-42", "a verified customer keeps their id");
+
+    // Someone else's id with this signature: refused, nothing started.
+    let status = widget.start_conversation(start_request("c-43", &signature)).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+    // Three starts a minute from one address (the refused one counted too): the fourth is one too many.
+    widget.start_conversation(start_request("c-44", "")).await.expect("the third start");
+    let status = widget.start_conversation(start_request("c-44", "")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // The limit is the widget's: other keys are not affected.
+    server.chat().await.start_conversation(start_request("c-45", "")).await.expect("a client key is not limited");
+    server.stop().await;
 }
