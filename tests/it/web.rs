@@ -152,6 +152,24 @@ async fn a_grpc_web_call_over_http1_starts_a_conversation() {
     assert!(trailers.contains("grpc-status:0"), "trailers: {trailers}");
     let started = pb::StartConversationResponse::decode(&messages[0][..]).unwrap();
     assert!(started.conversation_token.starts_with("lkc_"));
+
+    // Server streaming over HTTP/1.1: the conversation's events, one data frame each, then the trailers. Ended
+    // first, so the stream ends after the history.
+    let bearer = format!("Bearer {}", started.conversation_token);
+    let id = conversation_id(&started);
+    let end = pb::EndConversationRequest { conversation_id: id.clone() };
+    let path = "/loket.v1.ChatService/EndConversation";
+    let reply = http1(server.addr, "POST", path, &grpc_web_headers(&bearer, Some(SHOP)), &frame(&end)).await;
+    assert!(unframe(&reply.body).1.contains("grpc-status:0"));
+    let watch = pb::WatchConversationRequest { conversation_id: id, after_seq: 0 };
+    let path = "/loket.v1.ChatService/WatchConversation";
+    let reply = http1(server.addr, "POST", path, &grpc_web_headers(&bearer, Some(SHOP)), &frame(&watch)).await;
+    let (messages, trailers) = unframe(&reply.body);
+    assert!(trailers.contains("grpc-status:0"), "trailers: {trailers}");
+    let events: Vec<pb::ConversationEvent> =
+        messages.iter().map(|m| pb::ConversationEvent::decode(&m[..]).unwrap()).collect();
+    assert!(events.len() >= 2, "the greeting and the end: {events:?}");
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
     server.stop().await;
 }
 
