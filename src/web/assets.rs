@@ -12,32 +12,60 @@ use sha2::{Digest, Sha256};
 
 use super::plain;
 
-/// Pages run only what loket served them: no inline script or style, no other origin, no plugins, no framing.
+/// Pages run only what loket served them: no inline script or style, no other origin, no plugins, no forms
+/// posted elsewhere. Who may frame a page, and what it may frame, depends on the page (`Framing`).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+                   connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'";
+
+/// How a page takes part in framing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Framed by nobody, frames nothing.
+    None,
+    /// The widget's chat: framed by loket's own pages and the allowed origins' pages only.
+    Widget,
+    /// The demo shop page: frames the widget (from loket's own origin).
+    Host,
+}
 
 /// One embedded file: where it is served, what it is, and its bytes.
 struct File {
     path: &'static str,
     content_type: &'static str,
+    framing: Framing,
     bytes: &'static [u8],
 }
 
 macro_rules! dist {
     ($path:literal, $file:literal, $content_type:literal) => {
-        File { path: $path, content_type: $content_type, bytes: include_bytes!(concat!("../../web/dist/", $file)) }
+        dist!($path, $file, $content_type, Framing::None)
+    };
+    ($path:literal, $file:literal, $content_type:literal, $framing:expr) => {
+        File {
+            path: $path,
+            content_type: $content_type,
+            framing: $framing,
+            bytes: include_bytes!(concat!("../../web/dist/", $file)),
+        }
     };
 }
 
-/// Everything loket serves to browsers.
+/// Everything loket serves to browsers (built from `web/src` by `npm run build` in `web/`, committed).
 const FILES: &[File] = &[
     dist!("/", "index.html", "text/html; charset=utf-8"),
     dist!("/loket.css", "loket.css", "text/css; charset=utf-8"),
+    dist!("/widget.js", "widget.js", "text/javascript; charset=utf-8"),
+    dist!("/widget", "widget.html", "text/html; charset=utf-8", Framing::Widget),
+    dist!("/widget-app.js", "widget-app.js", "text/javascript; charset=utf-8"),
+    dist!("/widget.css", "widget.css", "text/css; charset=utf-8"),
+    dist!("/demo", "demo.html", "text/html; charset=utf-8", Framing::Host),
+    dist!("/demo.js", "demo.js", "text/javascript; charset=utf-8"),
 ];
 
 struct Entry {
     file: &'static File,
     etag: HeaderValue,
+    policy: HeaderValue,
 }
 
 /// The embedded files by path, each with its ETag.
@@ -46,14 +74,24 @@ pub struct Assets {
 }
 
 impl Assets {
-    pub fn embedded() -> Assets {
+    /// The embedded files; the widget's page may be framed by `allowed_origins` (checked origins).
+    pub fn embedded(allowed_origins: &[String]) -> Assets {
         let by_path = FILES
             .iter()
             .map(|file| {
                 let digest = Sha256::digest(file.bytes);
                 let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
                 let etag = HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header value");
-                (file.path, Entry { file, etag })
+                let framing = match file.framing {
+                    Framing::None => "frame-src 'none'; frame-ancestors 'none'".to_owned(),
+                    Framing::Widget => {
+                        format!("frame-src 'none'; frame-ancestors 'self' {}", allowed_origins.join(" "))
+                    }
+                    Framing::Host => "frame-src 'self'; frame-ancestors 'none'".to_owned(),
+                };
+                let policy = HeaderValue::from_str(&format!("{CSP}; {}", framing.trim_end()))
+                    .expect("origins are checked by the configuration");
+                (file.path, Entry { file, etag, policy })
             })
             .collect();
         Assets { by_path }
@@ -87,10 +125,13 @@ impl Assets {
         }
         headers.insert(header::ETAG, entry.etag.clone());
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+        headers.insert(header::CONTENT_SECURITY_POLICY, entry.policy.clone());
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        if entry.file.framing != Framing::Widget {
+            // For browsers without CSP frame-ancestors.
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        }
         response
     }
 }

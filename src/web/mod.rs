@@ -47,7 +47,10 @@ pub struct WebLayer {
 
 impl WebLayer {
     pub fn new(config: &WebConfig) -> WebLayer {
-        let shared = Shared { allowed_origins: config.allowed_origins.clone(), assets: Assets::embedded() };
+        let shared = Shared {
+            allowed_origins: config.allowed_origins.clone(),
+            assets: Assets::embedded(&config.allowed_origins),
+        };
         WebLayer { shared: Arc::new(shared) }
     }
 }

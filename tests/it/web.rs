@@ -49,9 +49,24 @@ pub async fn http1(addr: SocketAddr, method: &str, path: &str, headers: &[(&str,
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
+    // Read until the reply is complete (some servers keep the connection open despite `connection: close`).
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("read reply");
-    parse(&raw)
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buffer).await.expect("read reply");
+        raw.extend_from_slice(&buffer[..n]);
+        if n == 0 || complete(&raw) {
+            return parse(&raw);
+        }
+    }
+}
+
+/// Whether `raw` holds a whole reply with a `content-length` (a chunked or unframed one ends with the connection).
+fn complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let length = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()));
+    matches!(length, Some(Ok(length)) if raw.len() >= end + 4 + length)
 }
 
 fn parse(raw: &[u8]) -> Reply {
@@ -247,6 +262,19 @@ async fn pages_are_embedded_with_content_types_caching_and_a_strict_policy() {
     let style = http1(server.addr, "GET", "/loket.css", &[], b"").await;
     assert_eq!(style.status, 200);
     assert_eq!(style.header("content-type"), Some("text/css; charset=utf-8"));
+
+    // The widget's chat may be framed by loket's own pages and the allowed origins' only.
+    let widget = http1(server.addr, "GET", "/widget", &[], b"").await;
+    let csp = widget.header("content-security-policy").unwrap();
+    assert!(csp.ends_with(&format!("frame-ancestors 'self' {SHOP}")), "{csp}");
+    assert_eq!(widget.header("x-frame-options"), None);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    for (path, content_type) in
+        [("/widget.js", "text/javascript; charset=utf-8"), ("/demo", "text/html; charset=utf-8")]
+    {
+        let reply = http1(server.addr, "GET", path, &[], b"").await;
+        assert_eq!((reply.status, reply.header("content-type")), (200, Some(content_type)), "{path}");
+    }
 
     assert_eq!(http1(server.addr, "GET", "/no-such-page", &[], b"").await.status, 404);
     let post = http1(server.addr, "POST", "/", &[], b"x").await;
