@@ -392,6 +392,8 @@ async fn api_keys_and_knowledge_gaps_come_in_pages() {
         keys.extend(page.keys.into_iter().map(|k| k.key_id));
         // A key created while paging comes after the ones already listed, never in their place.
         if keys.len() == 2 {
+            // Later than the harness's keys (the test clock stands still unless moved).
+            server.clock.advance(1_000);
             let request =
                 pb::CreateApiKeyRequest { name: "late".into(), role: pb::Role::Client.into(), skills: vec![] };
             admin.create_api_key(request).await.unwrap();
