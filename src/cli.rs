@@ -356,6 +356,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 false => None,
             };
             let app = App::build(config).await?;
+            app.welcome(listener.local_addr()?).await?;
             app.serve_with_metrics(listener, metrics, shutdown_signal()).await
         }
         Command::Keys { command: KeysCommand::Create { common, role, name, skills, data_dir } } => {

@@ -99,7 +99,9 @@ where
             let call = self.inner.call(request);
             return Box::pin(async move { Ok(call.await?.map(Either::Right)) });
         };
-        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        // HTTP/1.1 names the host in `Host`; HTTP/2 (what browsers speak over TLS) in the `:authority`.
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        let host = host.or_else(|| request.uri().authority().map(|a| a.as_str())).unwrap_or_default();
         if !origin_allowed(&self.shared.allowed_origins, origin.to_str().unwrap_or_default(), host) {
             return ready(refuse_origin(&origin));
         }

@@ -469,3 +469,71 @@ async fn a_signed_customer_id_is_kept_and_widget_starts_are_limited_per_address(
     server.chat().await.start_conversation(start_request("c-45", "")).await.expect("a client key is not limited");
     server.stop().await;
 }
+
+#[test]
+fn only_a_keyless_database_on_loopback_gets_demo_keys() {
+    use loket::{FirstStart, first_start};
+    let loopback: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+    let public: SocketAddr = "192.0.2.7:50051".parse().unwrap();
+    assert_eq!(first_start(false, 0, loopback), FirstStart::DemoKeys);
+    assert_eq!(first_start(false, 0, "[::1]:50051".parse().unwrap()), FirstStart::DemoKeys);
+    assert_eq!(first_start(false, 0, public), FirstStart::Explain);
+    assert_eq!(first_start(false, 1, loopback), FirstStart::Nothing, "a revoked key counts: not a first start");
+    assert_eq!(first_start(true, 0, loopback), FirstStart::Nothing, "open mode needs no key");
+}
+
+/// Starts `loket serve` on an OS-chosen loopback port; returns it, its address and what it printed before serving.
+fn serve_binary(data_dir: &std::path::Path) -> (std::process::Child, String, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_loket"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-metrics", "--data-dir"])
+        .arg(data_dir)
+        .arg("--knowledge-dir")
+        .arg(crate::harness::knowledge_dir())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn loket serve");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let address = loop {
+        let line = lines.next().expect("server printed its address").unwrap();
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+        printed.push(line);
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address, printed)
+}
+
+#[tokio::test]
+async fn the_first_start_on_loopback_prints_a_working_demo_address_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address, printed) = serve_binary(dir.path());
+    let demo = printed.iter().find_map(|l| l.split_once("/demo#key=")).map(|(_, key)| key.trim().to_owned());
+    let key = demo.unwrap_or_else(|| panic!("a demo address in {printed:#?}"));
+    let agent_key = printed.iter().find_map(|l| l.split("demo-agent\"): ").nth(1)).expect("an agent key").trim();
+    assert!(printed.iter().any(|l| l.contains(&format!("http://{address}/demo#key="))));
+
+    // The widget key works from loket's own page; the agent key is agent demo-agent's.
+    let url = format!("http://{address}");
+    let channel = Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+    let own_page = Box::leak(url.clone().into_boxed_str());
+    let mut widget =
+        ChatServiceClient::new(InterceptedService::new(channel.clone(), Page { token: key, origin: Some(own_page) }));
+    widget.start_conversation(start_request("", "")).await.expect("the demo widget key starts a conversation");
+    let mut agent =
+        AgentServiceClient::new(InterceptedService::new(channel, Page { token: agent_key.into(), origin: None }));
+    agent.list_handoffs(pb::ListHandoffsRequest::default()).await.expect("the demo agent key works");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The next start finds keys and makes none.
+    let (mut child, _, printed) = serve_binary(dir.path());
+    assert!(!printed.iter().any(|l| l.contains("/demo#key=")), "{printed:#?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
