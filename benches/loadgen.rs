@@ -237,6 +237,7 @@ impl Client {
                     channel: pb::Channel::Chat.into(),
                     language: language.to_owned(),
                     metadata: [("page".to_owned(), "https://huiswaren.example/klantenservice".to_owned())].into(),
+                    customer_id_signature: String::new(),
                 };
                 let response = chat.start_conversation(request).await?.into_inner();
                 let id = response.conversation.as_ref().map(|c| c.conversation_id.clone()).unwrap_or_default();

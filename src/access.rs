@@ -1,5 +1,6 @@
-//! Who may call what: API keys with a role (CLIENT, AGENT with skills, EDITOR, ADMIN), stored hashed, and the
-//! per-credential rate limit. Knows nothing of gRPC: the transport extracts the key and asks here.
+//! Who may call what: API keys with a role (CLIENT, AGENT with skills, EDITOR, ADMIN, WIDGET), stored hashed,
+//! the conversation tokens a widget key's conversations run on (`widget`), and the per-credential rate limits.
+//! Knows nothing of gRPC: the transport extracts the credential and asks here.
 //!
 //! A key reads `lk_<id>_<secret>`. Only the SHA-256 of the secret is stored, so a copy of the database grants
 //! nothing. Verification happens in memory (the [`KeyRing`]), so it costs no database round trip per request;
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::store::{AuditEntry, Erased, Store};
+use crate::widget::{ConversationGrant, TokenSigner};
 
 /// What a credential may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,6 +31,9 @@ pub enum Role {
     Editor,
     /// Everything, including erasing a customer's data.
     Admin,
+    /// A web widget's publishable key: it only starts conversations, from a page of an allowed origin; the page
+    /// holds each conversation through the conversation token the start returned.
+    Widget,
 }
 
 impl Role {
@@ -38,11 +43,12 @@ impl Role {
             Role::Agent => "agent",
             Role::Editor => "editor",
             Role::Admin => "admin",
+            Role::Widget => "widget",
         }
     }
 
     pub fn parse(text: &str) -> Option<Role> {
-        [Role::Client, Role::Agent, Role::Editor, Role::Admin].into_iter().find(|r| r.as_str() == text)
+        [Role::Client, Role::Agent, Role::Editor, Role::Admin, Role::Widget].into_iter().find(|r| r.as_str() == text)
     }
 }
 
@@ -57,12 +63,19 @@ pub struct Caller {
     /// For agent keys: the agent the key belongs to (the key's name). Everything the key does on the desk is
     /// attributed to this agent, whatever the request says.
     pub agent: Option<String>,
+    /// For a conversation token (role WIDGET): the one conversation it may hold.
+    pub conversation: Option<String>,
 }
 
 impl Caller {
     /// The caller of a server in open (demo) mode: everything is allowed.
     pub fn open() -> Caller {
-        Caller { key_id: "open".into(), role: Role::Admin, skills: Vec::new(), agent: None }
+        Caller { key_id: "open".into(), role: Role::Admin, skills: Vec::new(), agent: None, conversation: None }
+    }
+
+    /// A caller of `role` with nothing else: no skills, agent or conversation.
+    fn with_role(key_id: &str, role: Role) -> Caller {
+        Caller { key_id: key_id.to_owned(), role, skills: Vec::new(), agent: None, conversation: None }
     }
 
     /// Whether this caller works hand-offs of `skill`.
@@ -70,9 +83,32 @@ impl Caller {
         self.role != Role::Agent || self.skills.is_empty() || self.skills.iter().any(|s| s == skill)
     }
 
-    /// The conversation owner a request is limited to: a client sees only what it started, others see all.
-    pub fn owner_scope(&self) -> Option<&str> {
-        (self.role == Role::Client).then_some(self.key_id.as_str())
+    /// The conversation owner a request on `conversation_id` is limited to: a client sees only what it started, a
+    /// conversation token only its conversation, others see all. A widget key itself holds no conversation.
+    pub fn scope_for(&self, conversation_id: &str) -> Result<Option<&str>> {
+        match (self.role, self.conversation.as_deref()) {
+            (Role::Client, _) => Ok(Some(self.key_id.as_str())),
+            (Role::Widget, Some(own)) if own == conversation_id.trim() => Ok(Some(self.key_id.as_str())),
+            (Role::Widget, Some(_)) => Err(Error::PermissionDenied(
+                "this conversation token is for another conversation: use the token its StartConversation returned"
+                    .into(),
+            )),
+            (Role::Widget, None) => Err(Error::PermissionDenied(
+                "a widget key may only start conversations: send the conversation token StartConversation returned"
+                    .into(),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether this caller may start a conversation (a conversation token holds the one it has).
+    pub fn may_start(&self) -> Result<()> {
+        match self.conversation {
+            Some(_) => Err(Error::PermissionDenied(
+                "a conversation token holds one conversation: start another with the widget key".into(),
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -182,7 +218,12 @@ impl KeyRing {
             return Err(unknown());
         }
         let agent = (key.role == Role::Agent).then(|| key.name.clone());
-        Ok(Caller { key_id: key.id.clone(), role: key.role, skills: key.skills.clone(), agent })
+        Ok(Caller { key_id: key.id.clone(), role: key.role, skills: key.skills.clone(), agent, conversation: None })
+    }
+
+    /// Whether `id` is a live key of `role`.
+    pub fn is_live(&self, id: &str, role: Role) -> bool {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).get(id).is_some_and(|k| k.role == role)
     }
 
     /// Whether the key with this id is live.
@@ -238,6 +279,43 @@ impl RateLimiter {
     }
 }
 
+/// What the transport knows of a request besides its credential.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    /// The origin of the web page that sent it, when a browser did and the origin is allowed (the web layer
+    /// refuses the others before they get here).
+    pub page_origin: Option<String>,
+    /// The client's address (for a widget key's per-address limit).
+    pub client_address: Option<std::net::IpAddr>,
+}
+
+/// How widget keys and their conversation tokens behave (`[web]`).
+pub struct WidgetSettings {
+    /// How long a conversation token is accepted, in milliseconds.
+    pub token_ttl_ms: i64,
+    /// Conversation starts per client address.
+    pub starts_per_address: RateLimiter,
+    /// The secret the shop's backend signs customer ids with; empty: identity verification off.
+    pub identity_secret: String,
+}
+
+impl WidgetSettings {
+    pub fn from_config(web: &crate::config::WebConfig) -> WidgetSettings {
+        let per_minute = web.widget_starts_per_minute_per_address;
+        WidgetSettings {
+            token_ttl_ms: i64::try_from(web.conversation_token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            starts_per_address: RateLimiter::new(per_minute / 60.0, per_minute.max(1.0)),
+            identity_secret: web.identity_secret.clone(),
+        }
+    }
+}
+
+/// A conversation token as handed to the page, with when it stops being accepted.
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: i64,
+}
+
 /// Access control as a service: authenticates and rate-limits callers, manages keys, erases customers.
 pub struct Access {
     ring: KeyRing,
@@ -245,19 +323,31 @@ pub struct Access {
     open: bool,
     store: std::sync::Arc<dyn Store>,
     clock: std::sync::Arc<dyn Clock>,
+    signer: TokenSigner,
+    widgets: WidgetSettings,
 }
 
 impl Access {
-    /// Loads the keys. `open`: no credentials needed, every caller is an administrator (demo mode).
+    /// Loads the keys and the token signing secret. `open`: no credentials needed, every caller is an
+    /// administrator (demo mode).
     pub async fn new(
         store: std::sync::Arc<dyn Store>,
         clock: std::sync::Arc<dyn Clock>,
         open: bool,
         limiter: RateLimiter,
     ) -> Result<Access> {
-        let access = Access { ring: KeyRing::default(), limiter, open, store, clock };
+        let secret = store.token_secret(&crate::widget::fresh_secret(), clock.now_millis()).await?;
+        let signer = TokenSigner::new(secret.as_bytes());
+        let widgets = WidgetSettings::from_config(&crate::config::WebConfig::default());
+        let access = Access { ring: KeyRing::default(), limiter, open, store, clock, signer, widgets };
         access.reload().await?;
         Ok(access)
+    }
+
+    /// Widget keys and conversation tokens behave as `settings` say (the defaults otherwise).
+    pub fn with_widget_settings(mut self, settings: WidgetSettings) -> Access {
+        self.widgets = settings;
+        self
     }
 
     pub fn is_open(&self) -> bool {
@@ -274,10 +364,24 @@ impl Access {
         self.ring.len()
     }
 
-    /// Who is calling, from the bearer token (None: no credential given), and whether they may call now.
-    pub fn admit(&self, token: Option<&str>) -> Result<Caller> {
+    /// Who is calling, from the bearer token (None: no credential given), and whether they may call now. A
+    /// conversation token is checked (signature, expiry, its widget key still live) and limited per
+    /// conversation; a widget key is accepted only from a web page and limited per client address; any other
+    /// key is limited per key.
+    pub fn admit(&self, token: Option<&str>, request: &RequestInfo) -> Result<Caller> {
         let caller = match (self.open, token) {
             (true, _) => Caller::open(),
+            (false, Some(token)) if token.starts_with(crate::widget::TOKEN_PREFIX) => {
+                let grant = self.signer.verify(token, self.clock.now_millis())?;
+                if !self.ring.is_live(&grant.key_id, Role::Widget) {
+                    return Err(Error::Unauthenticated(
+                        "the widget key that started this conversation was revoked".into(),
+                    ));
+                }
+                let mut caller = Caller::with_role(&grant.key_id, Role::Widget);
+                caller.conversation = Some(grant.conversation_id);
+                caller
+            }
             (false, Some(token)) => self.ring.authenticate(token)?,
             (false, None) => {
                 return Err(Error::Unauthenticated(
@@ -285,10 +389,20 @@ impl Access {
                 ));
             }
         };
-        self.limiter.take(&caller.key_id).map_err(|retry_after| Error::ResourceExhausted {
-            message: format!("too many requests for API key {}", caller.key_id),
-            retry_after,
-        })?;
+        match (caller.role, caller.conversation.as_deref()) {
+            (Role::Widget, Some(conversation)) => self.take(&self.limiter, &format!("conversation {conversation}"))?,
+            (Role::Widget, None) => {
+                if request.page_origin.is_none() {
+                    return Err(Error::PermissionDenied(
+                        "a widget key is accepted only from a web page of an allowed origin (web.allowed_origins)"
+                            .into(),
+                    ));
+                }
+                let address = request.client_address.map(|a| a.to_string()).unwrap_or_default();
+                self.take(&self.widgets.starts_per_address, &format!("address {address}"))?;
+            }
+            _ => self.take(&self.limiter, &format!("API key {}", caller.key_id))?,
+        }
         Ok(caller)
     }
 
@@ -299,6 +413,52 @@ impl Access {
             return Ok(());
         }
         Err(Error::Unauthenticated(format!("API key {} was revoked", caller.key_id)))
+    }
+
+    fn take(&self, limiter: &RateLimiter, bucket: &str) -> Result<()> {
+        limiter.take(bucket).map_err(|retry_after| Error::ResourceExhausted {
+            message: format!("too many requests for {bucket}"),
+            retry_after,
+        })
+    }
+
+    /// The conversation token for a conversation `caller` just started: only a widget key gets one.
+    pub fn issue_token(&self, caller: &Caller, conversation_id: &str) -> Option<IssuedToken> {
+        if caller.role != Role::Widget {
+            return None;
+        }
+        let expires_at = self.clock.now_millis().saturating_add(self.widgets.token_ttl_ms);
+        let grant = ConversationGrant {
+            conversation_id: conversation_id.to_owned(),
+            key_id: caller.key_id.clone(),
+            expires_at,
+        };
+        Some(IssuedToken { token: self.signer.issue(&grant), expires_at })
+    }
+
+    /// The customer id a conversation `caller` starts is stored under. Keys other than widget keys are trusted
+    /// with it. A widget's visitor keeps the id only with the shop's signature of it (`identity_secret`);
+    /// without one they are an anonymous `visitor-<random>`, so nobody joins another customer's history by
+    /// typing their id.
+    pub fn customer_identity(&self, caller: &Caller, customer_id: String, signature: &str) -> Result<String> {
+        if caller.role != Role::Widget {
+            return Ok(customer_id);
+        }
+        if signature.trim().is_empty() {
+            return Ok(format!("visitor-{}", uuid::Uuid::new_v4().simple()));
+        }
+        if self.widgets.identity_secret.is_empty() {
+            return Err(Error::FailedPrecondition(
+                "identity verification is off: the operator sets web.identity_secret to accept customer_id_signature"
+                    .into(),
+            ));
+        }
+        if !crate::widget::identity_verified(&self.widgets.identity_secret, &customer_id, signature) {
+            return Err(Error::PermissionDenied(
+                "customer_id_signature is not the HMAC-SHA256 of customer_id under the shop's identity secret".into(),
+            ));
+        }
+        Ok(customer_id)
     }
 
     /// Makes a key. An agent key's name is the agent's id: what the key does on the desk is attributed to it.
@@ -392,7 +552,7 @@ mod tests {
         let acting = acting_agent(&admin, "bob").unwrap();
         assert_eq!((acting.agent_id.as_str(), acting.admin_key_id), ("bob", Some(admin.key_id.clone())));
         assert!(acting_agent(&Caller::open(), "").is_err(), "the open mode names its agent too");
-        let client = Caller { key_id: "c".into(), role: Role::Client, skills: Vec::new(), agent: None };
+        let client = Caller::with_role("c", Role::Client);
         assert!(matches!(acting_agent(&client, "anna"), Err(Error::PermissionDenied(_))));
     }
 

@@ -121,6 +121,8 @@ enum RoleArg {
     Agent,
     Editor,
     Admin,
+    /// A web widget's publishable key: only starts conversations, from pages of allowed origins.
+    Widget,
 }
 
 impl RoleArg {
@@ -131,6 +133,7 @@ impl RoleArg {
             RoleArg::Agent => Role::Agent,
             RoleArg::Editor => Role::Editor,
             RoleArg::Admin => Role::Admin,
+            RoleArg::Widget => Role::Widget,
         }
     }
 }
@@ -376,6 +379,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 false => None,
             };
             let app = App::build(config).await?;
+            app.welcome(listener.local_addr()?).await?;
             app.serve_with_metrics(listener, metrics, shutdown_signal()).await
         }
         Command::Keys { command: KeysCommand::Create { common, role, name, skills, data_dir } } => {

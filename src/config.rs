@@ -35,6 +35,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub privacy: PrivacyConfig,
     pub log: LogConfig,
+    pub web: WebConfig,
 }
 
 /// How the process logs (to stderr; `RUST_LOG` picks the levels).
@@ -51,6 +52,35 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// The browser side: gRPC-Web on the gRPC port, the pages loket serves, and who may call from a browser.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Origins (`scheme://host[:port]`) of the web sites whose pages may call loket from a browser (gRPC-Web, CORS)
+    /// besides loket's own pages. loket's own origin counts when it is reached by IP address or `localhost`; list it
+    /// too when browsers reach loket by another name (`https://chat.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// How long a conversation token (what a widget key's StartConversation returns) is accepted, in seconds.
+    pub conversation_token_ttl_secs: u64,
+    /// Conversations a widget key may start per minute from one client address (0: no limit).
+    pub widget_starts_per_minute_per_address: f64,
+    /// Secret shared with the shop's backend, which signs customer ids with HMAC-SHA256 under it so the widget's
+    /// customer is known (`customer_id_signature`); empty: identity verification off, every widget visitor is
+    /// anonymous.
+    pub identity_secret: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            conversation_token_ttl_secs: 86_400,
+            widget_starts_per_minute_per_address: 10.0,
+            identity_secret: String::new(),
+        }
+    }
 }
 
 /// Personal data in stored transcripts.
@@ -592,6 +622,18 @@ impl Config {
         if self.limits.max_message_bytes == 0 {
             return invalid("limits.max_message_bytes", "must be positive");
         }
+        if self.web.conversation_token_ttl_secs == 0 {
+            return invalid("web.conversation_token_ttl_secs", "must be positive");
+        }
+        if self.web.widget_starts_per_minute_per_address.is_nan() || self.web.widget_starts_per_minute_per_address < 0.0
+        {
+            return invalid("web.widget_starts_per_minute_per_address", "must be 0 (no limit) or positive");
+        }
+        for (n, origin) in self.web.allowed_origins.iter().enumerate() {
+            if let Err(reason) = check_origin(origin) {
+                return invalid(&format!("web.allowed_origins[{n}]"), &reason);
+            }
+        }
         for (key, value) in [
             ("kpi.csat_min", self.kpi.csat_min),
             ("kpi.resolution_min", self.kpi.resolution_min),
@@ -603,6 +645,33 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An origin as browsers send it: `http` or `https`, a host, an optional port, nothing else (no path, no
+/// trailing slash, no wildcard), in lower case.
+pub fn check_origin(origin: &str) -> Result<(), String> {
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    let Some(authority) = rest else {
+        return Err(format!("{origin:?} is not an origin: it must start with http:// or https://"));
+    };
+    // `[::1]:8080` keeps its brackets; only a colon after the host starts a port.
+    let host_end = if authority.starts_with('[') { authority.find(']').map_or(0, |i| i + 1) } else { 0 };
+    let (host, port) = match authority[host_end..].find(':') {
+        Some(i) => (&authority[..host_end + i], Some(&authority[host_end + i + 1..])),
+        None => (authority, None),
+    };
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err())
+    {
+        return Err(format!("{origin:?} has an invalid port"));
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-.[]:".contains(c);
+    if host.is_empty() || !host.chars().all(allowed) {
+        return Err(format!(
+            "{origin:?} is not an origin: scheme://host[:port] in lower case, without path, slash or wildcard"
+        ));
+    }
+    Ok(())
 }
 
 /// Sets the dotted `key` in `tree` to `value`, read as the type the key holds now (or as TOML where it holds

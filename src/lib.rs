@@ -23,6 +23,8 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod text;
+pub mod web;
+pub mod widget;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -43,6 +45,26 @@ use crate::store::Store;
 
 /// How often the database is checked for health reporting (and how long each check may take).
 const STORE_PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What a start does about keys for a newcomer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstStart {
+    /// Keys exist, or none are needed (open mode).
+    Nothing,
+    /// No key, on an address others can reach: make none, say how.
+    Explain,
+    /// No key, on loopback: make a widget key and an agent key and show them.
+    DemoKeys,
+}
+
+/// The rule of [`App::welcome`]: only a database that never had a key, served on loopback, gets demo keys.
+pub fn first_start(open: bool, keys_ever: usize, address: std::net::SocketAddr) -> FirstStart {
+    match (open, keys_ever, address.ip().is_loopback()) {
+        (true, _, _) | (false, 1.., _) => FirstStart::Nothing,
+        (false, 0, true) => FirstStart::DemoKeys,
+        (false, 0, false) => FirstStart::Explain,
+    }
+}
 
 /// Everything a running loket needs, built from a [`Config`]; tests build one and serve it on their own listener.
 pub struct App {
@@ -113,7 +135,8 @@ impl App {
             retrainer.request();
         }
         let limiter = RateLimiter::new(config.limits.requests_per_second_per_key, config.limits.request_burst_per_key);
-        let access = Arc::new(Access::new(Arc::clone(&store), Arc::clone(&clock), config.auth.open(), limiter).await?);
+        let access = Access::new(Arc::clone(&store), Arc::clone(&clock), config.auth.open(), limiter).await?;
+        let access = Arc::new(access.with_widget_settings(access::WidgetSettings::from_config(&config.web)));
         if access.is_open() {
             tracing::warn!(
                 "auth.mode = \"open\": NO CREDENTIALS ARE CHECKED and every caller is an administrator. A demo mode: \
@@ -121,15 +144,40 @@ impl App {
             );
         } else {
             info!(keys = access.live_keys(), "access control: API keys required");
-            if access.live_keys() == 0 {
-                tracing::warn!("no API keys yet: create one with `loket keys create --role admin --name NAME`");
-            }
         }
         let config = Arc::new(config);
         let live = Arc::new(LiveKnowledge::new(knowledge));
         let dialogue = Arc::new(Dialogue::new(Arc::clone(&store), live, Arc::new(model), Arc::clone(&config), clock)?);
         let editor = Arc::new(Editor::new(Arc::clone(&dialogue), entries, locales, retrainer));
         Ok(App { config, dialogue, editor, access, store, retrained_dir })
+    }
+
+    /// The first five minutes: on a database without any API key, served on a loopback `address`, makes a
+    /// widget key and an agent key and prints them once with the demo page's address, so a newcomer can chat and
+    /// take the hand-off at once. On any other address it makes nothing and says how to make keys.
+    pub async fn welcome(&self, address: std::net::SocketAddr) -> anyhow::Result<()> {
+        match first_start(self.access.is_open(), self.store.api_keys().await?.len(), address) {
+            FirstStart::Nothing => {}
+            FirstStart::Explain => tracing::warn!(
+                %address,
+                "no API keys yet, and none are made on a non-loopback address: create them with `loket keys create \
+                 --role admin|client|agent|editor|widget --name NAME`"
+            ),
+            FirstStart::DemoKeys => {
+                let widget = self.access.create_key("demo widget", access::Role::Widget, Vec::new(), "first-start");
+                let widget = widget.await?;
+                let agent = self.access.create_key("demo-agent", access::Role::Agent, Vec::new(), "first-start");
+                let agent = agent.await?;
+                println!(
+                    "\nloket's first start: two keys for trying it out on this machine (shown once, stored hashed)\n\
+                     \x20 chat as a customer:  http://{address}/demo#key={}\n\
+                     \x20 agent key (AgentService over gRPC, agent \"demo-agent\"): {}\n\
+                     \x20 revoke them with `loket keys revoke ID` before going live\n",
+                    widget.token, agent.token
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Serves the gRPC API on `listener` until `shutdown` completes.

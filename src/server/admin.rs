@@ -28,6 +28,7 @@ fn role_to_pb(role: Role) -> pb::Role {
         Role::Agent => pb::Role::Agent,
         Role::Editor => pb::Role::Editor,
         Role::Admin => pb::Role::Admin,
+        Role::Widget => pb::Role::Widget,
     }
 }
 
@@ -37,6 +38,7 @@ fn role_from_pb(value: i32) -> Result<Role, Status> {
         Ok(pb::Role::Agent) => Ok(Role::Agent),
         Ok(pb::Role::Editor) => Ok(Role::Editor),
         Ok(pb::Role::Admin) => Ok(Role::Admin),
+        Ok(pb::Role::Widget) => Ok(Role::Widget),
         Ok(pb::Role::Unspecified) => Err(status_of(Error::invalid("role", "is required"))),
         Err(_) => Err(status_of(Error::invalid("role", format!("unknown value {value}")))),
     }

@@ -12,8 +12,9 @@ use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
 use super::status::status_of;
-use crate::access::{Access, Caller, Role};
+use crate::access::{Access, Caller, RequestInfo, Role};
 use crate::error::Error;
+use crate::web::PageOrigin;
 
 #[derive(Clone)]
 pub struct Gate {
@@ -35,7 +36,11 @@ impl Interceptor for Gate {
             Some(Ok(value)) => Some(bearer(value).map_err(status_of)?),
             Some(Err(_)) => return Err(status_of(malformed())),
         };
-        let caller = self.access.admit(token).map_err(status_of)?;
+        let info = RequestInfo {
+            page_origin: request.extensions().get::<PageOrigin>().map(|origin| origin.0.clone()),
+            client_address: request.remote_addr().map(|address| address.ip()),
+        };
+        let caller = self.access.admit(token, &info).map_err(status_of)?;
         if !self.roles.contains(&caller.role) {
             let allowed: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
             return Err(status_of(Error::PermissionDenied(format!(

@@ -7,7 +7,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::auth::{caller, while_admitted};
-use super::convert::{channel_from_pb, conversation_to_pb, event_to_pb, message_to_pb, send_response, tier_from_pb};
+use super::convert::{
+    channel_from_pb, conversation_to_pb, event_to_pb, message_to_pb, send_response, tier_from_pb, timestamp,
+};
 use super::pb;
 use super::status::status_of;
 use crate::access::Access;
@@ -35,20 +37,27 @@ impl pb::chat_service_server::ChatService for ChatApi {
         &self,
         request: Request<pb::StartConversationRequest>,
     ) -> Result<Response<pb::StartConversationResponse>, Status> {
-        let owner = caller(&request)?.key_id;
-        let pb::StartConversationRequest { customer_id, tier, channel, language, metadata } = request.into_inner();
+        let caller = caller(&request)?;
+        caller.may_start().map_err(status_of)?;
+        let pb::StartConversationRequest { customer_id, tier, channel, language, metadata, customer_id_signature } =
+            request.into_inner();
+        let customer_id =
+            self.access.customer_identity(&caller, customer_id, &customer_id_signature).map_err(status_of)?;
         let start = StartConversation {
             customer_id,
             tier: tier_from_pb(tier)?,
             channel: channel_from_pb(channel)?,
             language: Some(language),
             metadata: metadata.into_iter().collect(),
-            owner: Some(owner),
+            owner: Some(caller.key_id.clone()),
         };
         let (conversation, greeting) = self.dialogue.start(start).await.map_err(status_of)?;
+        let token = self.access.issue_token(&caller, &conversation.id);
         Ok(Response::new(pb::StartConversationResponse {
             conversation: Some(conversation_to_pb(&conversation, &[])),
             greeting: message_to_pb(&greeting),
+            conversation_token_expire_time: token.as_ref().and_then(|t| timestamp(t.expires_at)),
+            conversation_token: token.map(|t| t.token).unwrap_or_default(),
         }))
     }
 
@@ -60,7 +69,12 @@ impl pb::chat_service_server::ChatService for ChatApi {
         let pb::SendMessageRequest { conversation_id, text, client_message_id } = request.into_inner();
         let outcome = self
             .dialogue
-            .send(&conversation_id, &text, Some(&client_message_id), caller.owner_scope())
+            .send(
+                &conversation_id,
+                &text,
+                Some(&client_message_id),
+                caller.scope_for(&conversation_id).map_err(status_of)?,
+            )
             .await
             .map_err(status_of)?;
         Ok(Response::new(send_response(&outcome)))
@@ -74,7 +88,8 @@ impl pb::chat_service_server::ChatService for ChatApi {
     ) -> Result<Response<EventStream>, Status> {
         let caller = caller(&request)?;
         let pb::WatchConversationRequest { conversation_id, after_seq } = request.into_inner();
-        self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
+        let scope = caller.scope_for(&conversation_id).map_err(status_of)?;
+        self.dialogue.authorize(&conversation_id, scope).await.map_err(status_of)?;
         let events = self.dialogue.watch(&conversation_id, after_seq).await.map_err(status_of)?;
         let stream = events.map(|event| event.map(|e| event_to_pb(&e)).map_err(status_of));
         Ok(Response::new(while_admitted(Box::pin(stream), Arc::clone(&self.access), caller)))
@@ -86,7 +101,8 @@ impl pb::chat_service_server::ChatService for ChatApi {
     ) -> Result<Response<pb::Conversation>, Status> {
         let caller = caller(&request)?;
         let pb::GetConversationRequest { conversation_id } = request.into_inner();
-        self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
+        let scope = caller.scope_for(&conversation_id).map_err(status_of)?;
+        self.dialogue.authorize(&conversation_id, scope).await.map_err(status_of)?;
         let (conversation, events) = self.dialogue.get(&conversation_id).await.map_err(status_of)?;
         Ok(Response::new(conversation_to_pb(&conversation, &events)))
     }
@@ -97,7 +113,8 @@ impl pb::chat_service_server::ChatService for ChatApi {
     ) -> Result<Response<pb::Conversation>, Status> {
         let caller = caller(&request)?;
         let pb::EndConversationRequest { conversation_id } = request.into_inner();
-        self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
+        let scope = caller.scope_for(&conversation_id).map_err(status_of)?;
+        self.dialogue.authorize(&conversation_id, scope).await.map_err(status_of)?;
         let (conversation, events) = self.dialogue.end(&conversation_id).await.map_err(status_of)?;
         Ok(Response::new(conversation_to_pb(&conversation, &events)))
     }
@@ -108,7 +125,8 @@ impl pb::chat_service_server::ChatService for ChatApi {
     ) -> Result<Response<pb::RateConversationResponse>, Status> {
         let caller = caller(&request)?;
         let pb::RateConversationRequest { conversation_id, score, comment } = request.into_inner();
-        self.dialogue.authorize(&conversation_id, caller.owner_scope()).await.map_err(status_of)?;
+        let scope = caller.scope_for(&conversation_id).map_err(status_of)?;
+        self.dialogue.authorize(&conversation_id, scope).await.map_err(status_of)?;
         let handoff = self.desk.rate(&conversation_id, score, &comment).await.map_err(status_of)?;
         Ok(Response::new(pb::RateConversationResponse { handoff_id: handoff.id }))
     }

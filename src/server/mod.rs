@@ -114,6 +114,7 @@ pub async fn serve(
     let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
     let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
     let limits = dialogue.config().limits.clone();
+    let web = crate::web::WebLayer::new(&dialogue.config().web);
     let max_decoding = decoding_limit(&limits);
     // Every service behind the access gate, with the roles it admits.
     let gate = |service, roles| auth::Gate::new(Arc::clone(&access), service, roles);
@@ -128,7 +129,7 @@ pub async fn serve(
             Arc::clone(&access),
         ))
         .max_decoding_message_size(max_decoding),
-        gate("ChatService", &[Role::Client, Role::Admin]),
+        gate("ChatService", &[Role::Client, Role::Widget, Role::Admin]),
     );
     let agent = InterceptedService::new(
         pb::agent_service_server::AgentServiceServer::new(agent::AgentApi::new(desk, Arc::clone(&access)))
@@ -155,7 +156,10 @@ pub async fn serve(
     };
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     info!(%address, tls = tls.is_some(), "serving gRPC");
-    let mut builder = tonic::transport::Server::builder().max_concurrent_streams(Some(limits.max_concurrent_streams));
+    // HTTP/1.1 too: browsers speak gRPC-Web over it, and load the pages.
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
+        .accept_http1(true);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -163,7 +167,13 @@ pub async fn serve(
     let timeout =
         (limits.request_timeout_secs > 0).then(|| std::time::Duration::from_secs(limits.request_timeout_secs));
     builder
-        // Outermost, so the latency and code recorded are those the client sees, DEADLINE_EXCEEDED included.
+        // Pages and the origin check first: what is not a gRPC method never reaches tonic-web (which answers 400
+        // to any other HTTP/1.1 request), and a refused origin reaches no service.
+        .layer(web)
+        // gRPC-Web (HTTP/1.1 or 2, binary or base64) translated to gRPC; gRPC passes through unchanged.
+        .layer(tonic_web::GrpcWebLayer::new())
+        // Around every call as gRPC, so the latency and code recorded are those the client sees, DEADLINE_EXCEEDED
+        // included.
         .layer(latency::LatencyLayer::new())
         .layer(deadline::DeadlineLayer::new(timeout))
         .add_service(health_service)

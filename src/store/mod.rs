@@ -337,6 +337,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new key and audits it, atomically.
     async fn insert_api_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError>;
 
+    /// The secret conversation tokens are signed with: `fresh` is stored when there is none yet, and the stored
+    /// one is returned, so every replica (and every restart) signs alike.
+    async fn token_secret(&self, fresh: &str, now: i64) -> Result<String, StoreError>;
+
     /// Revokes a key (false when there is no such live key) and audits it, atomically.
     async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool, StoreError>;
 

@@ -672,6 +672,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn token_secret(&self, fresh: &str, now: i64) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO server_secrets (name, secret, created_at) VALUES ('conversation_tokens', ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(fresh)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let secret = sqlx::query_scalar("SELECT secret FROM server_secrets WHERE name = 'conversation_tokens'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(secret)
+    }
+
     async fn revoke_api_key(&self, id: &str, audit: &AuditEntry) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let revoked = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")

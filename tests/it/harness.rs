@@ -38,6 +38,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     // Rate limits have their own test; elsewhere tests send as fast as they can.
     config.limits.requests_per_second_per_key = 0.0;
     config.limits.messages_per_minute_per_conversation = 0.0;
+    config.web.widget_starts_per_minute_per_address = 0.0;
     config
 }
 
@@ -288,6 +289,7 @@ pub async fn start_conversation(chat: &mut ChatServiceClient<Authed>, language: 
         channel: pb::Channel::Chat.into(),
         language: language.into(),
         metadata: Default::default(),
+        customer_id_signature: String::new(),
     })
     .await
     .expect("start conversation")

@@ -24,6 +24,7 @@ async fn start(
         channel: channel.into(),
         language: language.into(),
         metadata: Default::default(),
+        customer_id_signature: String::new(),
     };
     conversation_id(&chat.start_conversation(request).await.unwrap().into_inner())
 }

@@ -2,6 +2,7 @@
 
 mod access;
 mod agents;
+mod browser;
 mod chat;
 mod config;
 mod crash;
@@ -21,3 +22,4 @@ mod persistence;
 mod postgres;
 mod protocol;
 mod replicas;
+mod web;

@@ -143,6 +143,7 @@ async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
     let start = |customer_id: &str, metadata: &[(&str, &str)]| pb::StartConversationRequest {
         customer_id: customer_id.into(),
         metadata: metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        customer_id_signature: String::new(),
         ..Default::default()
     };
     for (request, field) in [(start("c\u{0}", &[]), "customer_id"), (start("c", &[("page", "/\u{7}")]), "metadata")] {
@@ -151,9 +152,9 @@ async fn control_characters_in_text_and_ids_are_refused_and_not_stored() {
         assert_eq!(violation_fields(&status), [field]);
     }
 
-    // An agent's message to the customer.
+    // An agent's message to the customer (agent "anna", her own key: an agent key acts only as its agent).
     let (conversation, _, _) = ask_for_a_person(&mut chat, "cust-ctl").await;
-    let mut agent = server.agent().await;
+    let mut agent = server.agent_as("anna").await;
     let handoff_id = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner().handoffs[0]
         .handoff_id
         .clone();
@@ -391,6 +392,8 @@ async fn api_keys_and_knowledge_gaps_come_in_pages() {
         keys.extend(page.keys.into_iter().map(|k| k.key_id));
         // A key created while paging comes after the ones already listed, never in their place.
         if keys.len() == 2 {
+            // Later than the harness's keys (the test clock stands still unless moved).
+            server.clock.advance(1_000);
             let request =
                 pb::CreateApiKeyRequest { name: "late".into(), role: pb::Role::Client.into(), skills: vec![] };
             admin.create_api_key(request).await.unwrap();

@@ -1,0 +1,1 @@
+var n=new URLSearchParams(location.hash.slice(1)).get("key")??"",e=document.createElement("script");e.src="/widget.js";e.dataset.key=n;document.body.append(e);var t=document.getElementById("no-key");t!==null&&(t.hidden=n!=="");
