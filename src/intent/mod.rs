@@ -1,8 +1,9 @@
 //! Intent classification for loket: public API, training orchestration and the out-of-scope decision.
 //!
-//! Model: an ensemble of fastText-style networks (mean of sub-word / word / char-n-gram embeddings → ReLU
-//! layer → softmax) trained from scratch with candle, temperature-calibrated and given an out-of-scope
-//! threshold on validation data. Inference is a hand-written sparse forward pass (see `infer`).
+//! Model: an ensemble of fastText-style networks (mean of sub-word / word / char-n-gram embeddings, plus the
+//! message's vector from the built-in pretrained lexicon → ReLU layer → softmax) trained with candle,
+//! temperature-calibrated and given an out-of-scope threshold on validation data. Inference is a hand-written
+//! sparse forward pass (see `infer`).
 
 #![forbid(unsafe_code)]
 
