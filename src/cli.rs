@@ -254,6 +254,12 @@ enum Command {
         /// Seed of the classifier's training.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Whether the classifier also reads the built-in lexicon's vector (default: the preset's choice).
+        #[arg(long)]
+        lexicon: Option<bool>,
+        /// Length of the lexicon vector the network sees (default: the preset's).
+        #[arg(long)]
+        lexicon_scale: Option<f32>,
         /// Also list the wrongly answered phrasings and the out-of-scope outcomes (heldout format), or the failed
         /// turns (conversations format).
         #[arg(long)]
@@ -269,6 +275,9 @@ enum Command {
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Whether the model also reads the built-in lexicon's vector (default: the preset's choice).
+        #[arg(long)]
+        lexicon: Option<bool>,
     },
 }
 
@@ -547,7 +556,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("exported {} category files to {}", files.len(), faq_dir.display());
             Ok(())
         }
-        Command::Eval { common, format, data, protocol, train, valid, test, oos_label, seed, verbose } => {
+        Command::Eval {
+            common,
+            format,
+            data,
+            protocol,
+            train,
+            valid,
+            test,
+            oos_label,
+            seed,
+            lexicon,
+            lexicon_scale,
+            verbose,
+        } => {
             let config = common.config()?;
             match format {
                 EvalFormat::Heldout => eval_heldout(&config, &data, verbose),
@@ -561,7 +583,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     };
                     let split = clinc.protocol(protocol);
                     let oos = Some(intent::data::CLINC_OOS);
-                    print_measurement(&split.train, split.validation.as_deref(), &split.test, oos, seed)
+                    print_measurement(
+                        &split.train,
+                        split.validation.as_deref(),
+                        &split.test,
+                        oos,
+                        seed,
+                        (lexicon, lexicon_scale),
+                    )
                 }
                 EvalFormat::Csv => {
                     let (Some(train), Some(test)) = (train, test) else {
@@ -570,18 +599,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let train = read_csv_reporting(&train)?;
                     let valid = valid.as_deref().map(read_csv_reporting).transpose()?;
                     let test = read_csv_reporting(&test)?;
-                    print_measurement(&train, valid.as_deref(), &test, oos_label.as_deref(), seed)
+                    print_measurement(
+                        &train,
+                        valid.as_deref(),
+                        &test,
+                        oos_label.as_deref(),
+                        seed,
+                        (lexicon, lexicon_scale),
+                    )
                 }
             }
         }
-        Command::Train { common, out, seed } => {
+        Command::Train { common, out, seed, lexicon } => {
             let config = common.config()?;
             // Never the shipped model by default: an experiment must not overwrite what the repository ships.
             let out = out.unwrap_or_else(|| config.storage.data_dir.join("trained-model"));
             let knowledge = Knowledge::load(&config.knowledge.dir, &config.languages.supported)?;
             let conversational = config.knowledge.dir.join("intents/conversational.yaml");
             let started = std::time::Instant::now();
-            let training = intent::service::train(&knowledge.base, &conversational, &config.languages.supported, seed)?;
+            let training = intent::service::train_with_lexicon(
+                &knowledge.base,
+                &conversational,
+                &config.languages.supported,
+                seed,
+                lexicon,
+            )?;
             let seconds = started.elapsed().as_secs_f64();
             let heldout = Path::new("tests/data/heldout.tsv");
             let evaluation = match eval::read_phrasings(heldout) {
@@ -711,9 +753,12 @@ fn print_measurement(
     test: &[intent::Example],
     oos_label: Option<&str>,
     seed: u64,
+    (lexicon, lexicon_scale): (Option<bool>, Option<f32>),
 ) -> anyhow::Result<()> {
     let scratch = std::env::temp_dir().join(format!("loket-eval-{}", std::process::id()));
-    let config = intent::TrainConfig { seed, ..intent::TrainConfig::for_data(train) };
+    let mut config = intent::TrainConfig { seed, ..intent::TrainConfig::for_data(train) };
+    config.lexicon = lexicon.unwrap_or(config.lexicon);
+    config.lexicon_scale = lexicon_scale.unwrap_or(config.lexicon_scale);
     match validation {
         Some(validation) => {
             println!("train {} / validation {} / test {} examples", train.len(), validation.len(), test.len())

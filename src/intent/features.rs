@@ -240,6 +240,11 @@ impl Featurizer {
         self.idf.get(id as usize).copied().unwrap_or(0.0)
     }
 
+    /// The words `feature_ids` sees: lower-cased, of the first `max_chars` characters.
+    pub fn words_of(&self, text: &str) -> Vec<String> {
+        words(truncate_chars(text, self.max_chars))
+    }
+
     /// Pooling entries for `text`: see `bag_weights`.
     pub fn features(&self, text: &str) -> Vec<Feat> {
         bag_weights(self.feature_ids(text), self)

@@ -14,8 +14,10 @@ pub(crate) struct Member {
     pub d: usize,
     pub h: usize,
     pub c: usize,
+    /// Dimensions of the dense lexicon vector appended to the pooled groups (0: no lexicon).
+    pub lex: usize,
     pub emb: Vec<f32>, // rows × d
-    pub w1: Vec<f32>,  // (GROUPS·d) × h
+    pub w1: Vec<f32>,  // (GROUPS·d + lex) × h
     pub b1: Vec<f32>,  // h
     pub w2: Vec<f32>,  // h × c
     pub b2: Vec<f32>,  // c
@@ -31,6 +33,7 @@ impl Member {
         d: usize,
         h: usize,
         c: usize,
+        lex: usize,
         emb: Vec<f32>,
         w1: Vec<f32>,
         b1: Vec<f32>,
@@ -41,7 +44,7 @@ impl Member {
             || h == 0
             || c == 0
             || !emb.len().is_multiple_of(d)
-            || w1.len() != GROUPS * d * h
+            || w1.len() != (GROUPS * d + lex) * h
             || b1.len() != h
             || w2.len() != h * c
             || b2.len() != c
@@ -56,6 +59,7 @@ impl Member {
             d,
             h,
             c,
+            lex,
             emb: round_f16(emb),
             w1: round_f16(w1),
             b1: round_f16(b1),
@@ -68,10 +72,12 @@ impl Member {
         self.emb.len() / self.d
     }
 
-    /// Adds this member's logits to `out` (length c). Ids beyond the table are skipped, never indexed.
-    pub fn add_logits(&self, feats: &[Feat], out: &mut [f32]) {
+    /// Adds this member's logits to `out` (length c). Ids beyond the table are skipped, never indexed;
+    /// `dense` is the lexicon vector (missing or short entries count as zero).
+    pub fn add_logits(&self, feats: &[Feat], dense: &[f32], out: &mut [f32]) {
         let (d, h, c) = (self.d, self.h, self.c);
-        let mut pooled = vec![0.0f32; GROUPS * d];
+        let mut pooled = vec![0.0f32; GROUPS * d + self.lex];
+        pooled[GROUPS * d..].iter_mut().zip(dense).for_each(|(p, &x)| *p = x);
         for f in feats {
             let start = f.id as usize * d;
             let slot = (f.group as usize).min(GROUPS - 1) * d;
@@ -96,10 +102,10 @@ impl Member {
 }
 
 /// Mean of member logits: averaging logits (not probabilities) keeps one temperature meaningful.
-pub(crate) fn ensemble_logits(members: &[Member], feats: &[Feat], c: usize) -> Vec<f32> {
+pub(crate) fn ensemble_logits(members: &[Member], feats: &[Feat], dense: &[f32], c: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; c];
     for m in members {
-        m.add_logits(feats, &mut out);
+        m.add_logits(feats, dense, &mut out);
     }
     if !members.is_empty() {
         let inv = 1.0 / members.len() as f32;

