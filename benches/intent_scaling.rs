@@ -63,8 +63,16 @@ fn train(examples: usize, epochs: usize, dir: &Path) {
     let conversational = manifest.join("knowledge-base/intents/conversational.yaml");
     let before = status_kib("VmRSS:");
     let started = Instant::now();
-    let training = loket::intent::service::train_for(&kb, &conversational, &languages, 7, epochs, Default::default())
-        .expect("trains");
+    let training = loket::intent::service::train_for(
+        &kb,
+        &conversational,
+        &languages,
+        7,
+        epochs,
+        Default::default(),
+        Default::default(),
+    )
+    .expect("trains");
     let took = started.elapsed();
     training.model.save(dir).expect("model saves");
     print!(

@@ -623,6 +623,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &config.languages.supported,
                 seed,
                 lexicon,
+                crate::progress::meter("training", crate::progress::Style::for_stderr()),
             )?;
             let seconds = started.elapsed().as_secs_f64();
             let heldout = Path::new("tests/data/heldout.tsv");
@@ -759,6 +760,7 @@ fn print_measurement(
     let mut config = intent::TrainConfig { seed, ..intent::TrainConfig::for_data(train) };
     config.lexicon = lexicon.unwrap_or(config.lexicon);
     config.lexicon_scale = lexicon_scale.unwrap_or(config.lexicon_scale);
+    config.progress = crate::progress::meter("training", crate::progress::Style::for_stderr());
     match validation {
         Some(validation) => {
             println!("train {} / validation {} / test {} examples", train.len(), validation.len(), test.len())

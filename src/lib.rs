@@ -18,6 +18,7 @@ pub mod knowledge;
 pub mod metrics;
 pub mod paging;
 pub mod privacy;
+pub mod progress;
 pub mod replica;
 pub mod server;
 pub mod stats;

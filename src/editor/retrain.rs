@@ -132,8 +132,16 @@ impl Retrainer {
         let started = std::time::Instant::now();
         // Training is seconds of CPU: a blocking thread, never an async worker.
         let model = tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let training = service::train_for(&knowledge.base, &conversational, &languages, SEED, epochs, cancel)
-                .map_err(|e| e.to_string())?;
+            let training = service::train_for(
+                &knowledge.base,
+                &conversational,
+                &languages,
+                SEED,
+                epochs,
+                cancel,
+                crate::progress::meter("retraining the intent model", crate::progress::Style::Log),
+            )
+            .map_err(|e| e.to_string())?;
             save(&training.model, &target, version)?;
             // Serve what was saved (weights are stored as f16), so a restart answers exactly the same.
             crate::intent::IntentModel::load(&target).map_err(|e| e.to_string())

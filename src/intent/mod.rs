@@ -51,6 +51,47 @@ pub enum IntentError {
     Cancelled,
 }
 
+/// Hears how far a training run is, as a fraction in [0, 1], after every optimiser step: a progress bar, a log
+/// line. Clones share the listener; the default has none. Never saved with a model.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<dyn Fn(f64) + Send + Sync>>);
+
+impl Progress {
+    pub fn new(listener: impl Fn(f64) + Send + Sync + 'static) -> Self {
+        Progress(Some(std::sync::Arc::new(listener)))
+    }
+
+    pub fn report(&self, fraction: f64) {
+        if let Some(listener) = &self.0 {
+            listener(fraction.clamp(0.0, 1.0));
+        }
+    }
+
+    /// The part of this run from `start` on, `share` of it long: one stage of a run of several trainings.
+    pub fn stage(&self, start: f64, share: f64) -> Progress {
+        match &self.0 {
+            None => Progress(None),
+            Some(listener) => {
+                let listener = std::sync::Arc::clone(listener);
+                Progress::new(move |fraction| listener(start + share * fraction))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Progress(listening)" } else { "Progress(none)" })
+    }
+}
+
+/// A listener is not a hyper-parameter (like [`Cancel`]).
+impl PartialEq for Progress {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// Stops a training run between two optimiser steps: a server shutting down does not wait for a background
 /// retrain. Clones share one flag; the default flag can never be raised.
 #[derive(Clone, Default)]
@@ -144,6 +185,9 @@ pub struct TrainConfig {
     /// Raised to stop training early (never saved with the model).
     #[serde(skip)]
     pub cancel: Cancel,
+    /// Told how far training is (never saved with the model).
+    #[serde(skip)]
+    pub progress: Progress,
 }
 
 impl Default for TrainConfig {
@@ -172,6 +216,7 @@ impl Default for TrainConfig {
             lexicon: true,
             lexicon_scale: 4.0,
             cancel: Cancel::default(),
+            progress: Progress::default(),
         }
     }
 }
@@ -302,7 +347,10 @@ impl IntentModel {
     ) -> Result<(Self, TrainReport), IntentError> {
         let start = Instant::now();
         let (train, validation) = data::split(examples);
-        let (calibrated, _) = Self::train(&train, &validation, oos_label, cfg)?;
+        // Two trainings: the first half of the progress calibrates, the second refits.
+        let first = TrainConfig { progress: cfg.progress.stage(0.0, 0.5), ..cfg.clone() };
+        let (mut calibrated, _) = Self::train(&train, &validation, oos_label, &first)?;
+        calibrated.cfg.progress = cfg.progress.stage(0.5, 0.5);
         let (model, mut report) = calibrated.refit(examples)?;
         report.train_seconds = start.elapsed().as_secs_f64();
         Ok((model, report))

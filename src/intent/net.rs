@@ -97,6 +97,7 @@ pub(crate) fn train_member(
     n_classes: usize,
     cfg: &TrainConfig,
     seed: u64,
+    steps: &Steps<'_>,
 ) -> Result<(Member, f32), IntentError> {
     let dev = Device::Cpu;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -109,9 +110,7 @@ pub(crate) fn train_member(
     let mut opt =
         AdamW::new(p.vars(), ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() })?;
     let bs = cfg.batch_size.max(1);
-    let steps_per_epoch = data.len().div_ceil(bs).max(1);
-    // Small FAQ sets would otherwise get only a handful of optimiser steps.
-    let epochs = cfg.epochs.max(cfg.min_steps.div_ceil(steps_per_epoch)).max(1);
+    let (steps_per_epoch, epochs) = schedule(data.len(), cfg);
     let total_steps = (epochs * steps_per_epoch) as f64;
     let mut order: Vec<usize> = (0..data.len()).collect();
     let (eps, keep) = (cfg.label_smoothing as f64, 1.0 - cfg.dropout);
@@ -124,6 +123,7 @@ pub(crate) fn train_member(
             if cfg.cancel.is_cancelled() {
                 return Err(IntentError::Cancelled);
             }
+            steps.step();
             // Linear decay to zero: a cheap schedule that reliably beats a constant rate for bag models.
             opt.set_learning_rate(cfg.lr * (1.0 - step as f64 / total_steps));
             step += 1;
@@ -218,6 +218,29 @@ pub(crate) fn check_config(cfg: &TrainConfig) -> Result<(), IntentError> {
 /// Trains the members, two at a time. With CANDLE_NUM_THREADS=1 (see .cargo/config.toml: candle's spinning
 /// thread pool is slower than one thread for tensors this small) each member fills one core, so two side by
 /// side nearly halve wall time; each member's own RNG keeps the result independent of scheduling.
+/// Optimiser steps per epoch and epochs of a member trained on `n` examples.
+fn schedule(n: usize, cfg: &TrainConfig) -> (usize, usize) {
+    let steps_per_epoch = n.div_ceil(cfg.batch_size.max(1)).max(1);
+    // Small FAQ sets would otherwise get only a handful of optimiser steps.
+    let epochs = cfg.epochs.max(cfg.min_steps.div_ceil(steps_per_epoch)).max(1);
+    (steps_per_epoch, epochs)
+}
+
+/// Counts the optimiser steps of the members trained together and reports the share done to
+/// `TrainConfig::progress`.
+pub(crate) struct Steps<'a> {
+    done: std::sync::atomic::AtomicUsize,
+    total: usize,
+    progress: &'a super::Progress,
+}
+
+impl Steps<'_> {
+    fn step(&self) {
+        let done = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.progress.report(done as f64 / self.total.max(1) as f64);
+    }
+}
+
 pub(crate) fn train_members(
     data: &[(Vec<u32>, u32)],
     dense: &[Vec<f32>],
@@ -227,12 +250,16 @@ pub(crate) fn train_members(
 ) -> Result<Vec<(Member, f32)>, IntentError> {
     let seeds: Vec<u64> = (0..cfg.members as u64).map(|m| cfg.seed ^ m.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2);
+    let (steps_per_epoch, epochs) = schedule(data.len(), cfg);
+    let steps =
+        Steps { done: Default::default(), total: seeds.len() * epochs * steps_per_epoch, progress: &cfg.progress };
+    let steps = &steps;
     let mut out = Vec::with_capacity(seeds.len());
     for group in seeds.chunks(threads) {
         let results: Vec<Result<(Member, f32), IntentError>> = std::thread::scope(|s| {
             let handles: Vec<_> = group
                 .iter()
-                .map(|&seed| s.spawn(move || train_member(data, dense, fz, n_classes, cfg, seed)))
+                .map(|&seed| s.spawn(move || train_member(data, dense, fz, n_classes, cfg, seed, steps)))
                 .collect();
             handles
                 .into_iter()
