@@ -226,11 +226,6 @@ impl KeyRing {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).get(id).is_some_and(|k| k.role == role)
     }
 
-    /// Whether the key with this id is live.
-    pub fn contains(&self, key_id: &str) -> bool {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).contains_key(key_id)
-    }
-
     pub fn len(&self) -> usize {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -409,7 +404,7 @@ impl Access {
     /// Whether a caller admitted earlier still holds a live key: a stream opened before its key was revoked ends
     /// when this says no. Keys revoked by another process count from the ring's next reload.
     pub fn still_admitted(&self, caller: &Caller) -> Result<()> {
-        if self.open || self.ring.contains(&caller.key_id) {
+        if self.open || self.ring.is_live(&caller.key_id, caller.role) {
             return Ok(());
         }
         Err(Error::Unauthenticated(format!("API key {} was revoked", caller.key_id)))
