@@ -445,7 +445,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             // Reading statistics never creates a database: a mistyped directory would report zeros.
             let embedded = config.storage.database_url.trim().is_empty();
-            let database = config.storage.data_dir.join("loket.db");
+            let database = crate::store::SqliteStore::file(&config.storage.data_dir);
             if embedded && !database.exists() {
                 anyhow::bail!("no loket database at {} (check --data-dir or storage.data_dir)", database.display());
             }

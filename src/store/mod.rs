@@ -251,7 +251,7 @@ pub fn watch_reachable(store: Arc<dyn Store>, every: Duration) -> (watch::Receiv
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
     if config.database_url.trim().is_empty() {
         let store = SqliteStore::open(&config.data_dir).await?;
-        info!(engine = "sqlite", path = %config.data_dir.join("loket.db").display(), "database ready");
+        info!(engine = "sqlite", path = %SqliteStore::file(&config.data_dir).display(), "database ready");
         return Ok(Arc::new(store));
     }
     let acquire_timeout = std::time::Duration::from_millis(config.acquire_timeout_ms);

@@ -64,11 +64,16 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 }
 
 impl SqliteStore {
-    /// Opens (creating when missing) `data_dir/loket.db` and brings its schema up to date.
+    /// The database file in `data_dir`.
+    pub fn file(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("loket.db")
+    }
+
+    /// Opens (creating when missing) [`Self::file`] and brings its schema up to date.
     pub async fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| corrupt(format!("cannot create {}: {e}", data_dir.display())))?;
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join("loket.db"))
+            .filename(Self::file(data_dir))
             .create_if_missing(true)
             .foreign_keys(true)
             .journal_mode(SqliteJournalMode::Wal)
