@@ -163,7 +163,7 @@ pub struct NewKey {
 }
 
 fn hash(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// Makes a key with a random secret (two v4 UUIDs: 244 random bits from the OS).

@@ -108,7 +108,7 @@ impl ModelVersion {
         let weights = dir.join("model.safetensors");
         let bytes = std::fs::read(&weights).ok()?;
         let digest = sha2::Sha256::digest(&bytes);
-        let version = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        let version = crate::text::hex(&digest[..6]);
         let written_at = std::fs::metadata(&weights).and_then(|m| m.modified()).ok();
         Some(ModelVersion { version, written_at })
     }

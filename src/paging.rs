@@ -59,7 +59,7 @@ pub struct Pager {
 impl Pager {
     pub fn new(list: &'static str, filter: &str) -> Self {
         let digest = Sha256::digest(filter.as_bytes());
-        Pager { list, filter: digest[..8].iter().map(|b| format!("{b:02x}")).collect() }
+        Pager { list, filter: crate::text::hex(&digest[..8]) }
     }
 
     /// Where the page asked for by `token` starts: after this position, or at the start for an empty token.

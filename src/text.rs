@@ -4,6 +4,11 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
+/// Lower-case hex of `bytes` (digests, signatures, ids made from them).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Lowercase, accents folded ("één" -> "een"), punctuation and symbols turned into single spaces, trimmed.
 /// Keeps letters and digits of every script; emoji and symbols become separators.
 pub fn normalize(text: &str) -> String {

@@ -82,7 +82,7 @@ pub fn fresh_secret() -> String {
 pub fn identity_signature(secret: &str, customer_id: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(customer_id.as_bytes());
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(&mac.finalize().into_bytes())
 }
 
 /// Whether `signature` (hex, either case) is the identity signature of `customer_id` under `secret`, compared in

@@ -56,7 +56,7 @@ impl Lexicon {
         let mut hasher = sha2::Sha256::new();
         hasher.update(vocab_json.as_bytes());
         hasher.update(raw_vectors);
-        let digest = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let digest = crate::text::hex(&hasher.finalize());
         Ok(Self { pieces, unk_logprob: vocab.unk_logprob, max_piece_chars, dims: vocab.dims, vectors, digest })
     }
 

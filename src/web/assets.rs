@@ -80,7 +80,7 @@ impl Assets {
             .iter()
             .map(|file| {
                 let digest = Sha256::digest(file.bytes);
-                let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+                let hex = crate::text::hex(&digest[..12]);
                 let etag = HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header value");
                 let framing = match file.framing {
                     Framing::None => "frame-src 'none'; frame-ancestors 'none'".to_owned(),
