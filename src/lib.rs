@@ -165,9 +165,10 @@ impl App {
                  --role admin|client|agent|editor|widget --name NAME`"
             ),
             FirstStart::DemoKeys => {
-                let widget = self.access.create_key("demo widget", access::Role::Widget, Vec::new(), "first-start");
+                let widget = self.access.create_key("demo widget", access::Role::Widget, Vec::new(), "", "first-start");
                 let widget = widget.await?;
-                let agent = self.access.create_key("demo-agent", access::Role::Agent, Vec::new(), "first-start");
+                let agent =
+                    self.access.create_key("demo-agent", access::Role::Agent, Vec::new(), "Demo", "first-start");
                 let agent = agent.await?;
                 println!(
                     "\nloket's first start: two keys for trying it out on this machine (shown once, stored hashed)\n\

@@ -285,6 +285,7 @@ impl Desk {
             language: conversation.language.clone(),
             client_message_id: None,
             faq_id: None,
+            author_name: Some(agent.display_name.clone()).filter(|name| !name.is_empty()),
         });
         let event = self.dialogue.next_event(&mut conversation, body);
         let events = [event.clone()];

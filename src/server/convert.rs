@@ -118,6 +118,7 @@ pub fn message_to_pb(event: &Event) -> Option<pb::Message> {
         client_message_id: message.client_message_id.clone().unwrap_or_default(),
         create_time: timestamp(event.created_at),
         faq_id: message.faq_id.clone().unwrap_or_default(),
+        author_name: message.author_name.clone().unwrap_or_default(),
     })
 }
 

@@ -187,7 +187,12 @@ async fn the_widget_in_chromium_answers_hands_off_shows_the_agent_and_rates() {
     }
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(test_config(dir.path())).await;
-    let request = pb::CreateApiKeyRequest { name: "demo".into(), role: pb::Role::Widget.into(), skills: vec![] };
+    let request = pb::CreateApiKeyRequest {
+        name: "demo".into(),
+        role: pb::Role::Widget.into(),
+        skills: vec![],
+        display_name: String::new(),
+    };
     let key = server.admin().await.create_api_key(request).await.unwrap().into_inner().token;
     let browser = Browser::start().await;
 

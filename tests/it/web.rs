@@ -322,7 +322,12 @@ async fn page_chat(server: &TestServer, token: &str, origin: Option<&'static str
 }
 
 async fn widget_key(server: &TestServer) -> String {
-    let request = pb::CreateApiKeyRequest { name: "shop widget".into(), role: pb::Role::Widget.into(), skills: vec![] };
+    let request = pb::CreateApiKeyRequest {
+        name: "shop widget".into(),
+        role: pb::Role::Widget.into(),
+        skills: vec![],
+        display_name: String::new(),
+    };
     server.admin().await.create_api_key(request).await.expect("create widget key").into_inner().token
 }
 
