@@ -152,6 +152,7 @@ pub fn conversation_to_pb(conversation: &Conversation, events: &[Event]) -> pb::
         create_time: timestamp(conversation.created_at),
         update_time: timestamp(conversation.updated_at),
         messages: events.iter().filter_map(message_to_pb).collect(),
+        awaiting_rating: conversation.memory.pending_rating,
     }
 }
 
@@ -161,6 +162,7 @@ pub fn faq_match_to_pb(m: &FaqMatch) -> pb::FaqMatch {
         category: m.category.clone(),
         question: m.question.clone(),
         score: m.score,
+        answer: String::new(),
     }
 }
 

@@ -58,6 +58,7 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: &str) -> Code {
         }
         "AgentService/ListHandoffs" => unary!(AgentServiceClient, list_handoffs, pb::ListHandoffsRequest::default()),
         "AgentService/GetHandoff" => unary!(AgentServiceClient, get_handoff, pb::GetHandoffRequest::default()),
+        "AgentService/GetAgent" => unary!(AgentServiceClient, get_agent, pb::GetAgentRequest::default()),
         "KnowledgeService/ListFaqs" => unary!(KnowledgeServiceClient, list_faqs, pb::ListFaqsRequest::default()),
         "KnowledgeService/GetFaq" => unary!(KnowledgeServiceClient, get_faq, pb::GetFaqRequest::default()),
         "KnowledgeService/CreateFaq" => unary!(KnowledgeServiceClient, create_faq, pb::CreateFaqRequest::default()),

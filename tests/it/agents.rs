@@ -298,6 +298,7 @@ async fn every_agent_rpc(client: &Agent, handoff_id: &str, agent_id: &str, skip:
         "ResolveHandoff",
         "ListHandoffs",
         "GetHandoff",
+        "GetAgent",
     ];
     for rpc in rpcs.into_iter().filter(|rpc| !skip.contains(rpc)) {
         let got = match rpc {
@@ -311,6 +312,7 @@ async fn every_agent_rpc(client: &Agent, handoff_id: &str, agent_id: &str, skip:
             "TransferHandoff" => code(c.transfer_handoff(transfer(handoff_id, agent_id)).await.map(|_| ())),
             "ResolveHandoff" => code(c.resolve_handoff(resolve(handoff_id, agent_id)).await.map(|_| ())),
             "ListHandoffs" => code(c.list_handoffs(pb::ListHandoffsRequest::default()).await.map(|_| ())),
+            "GetAgent" => code(c.get_agent(pb::GetAgentRequest { agent_id: agent_id.into() }).await.map(|_| ())),
             _ => code(c.get_handoff(pb::GetHandoffRequest { handoff_id: handoff_id.into() }).await.map(|_| ())),
         };
         codes.push((rpc, got));
@@ -357,6 +359,7 @@ async fn every_agent_rpc_refuses_bad_callers_and_stale_handoffs_precisely_and_ch
         ("SendAgentMessage", Denied),
         ("TransferHandoff", Denied),
         ("ResolveHandoff", Denied),
+        ("GetAgent", Denied),
     ];
     check("bob as alice", every_agent_rpc(&bob, &held, "alice", &[]).await, &as_alice);
     // A transferred hand-off, for the agent who had it (claiming it again would be allowed: it is queued).
@@ -366,7 +369,7 @@ async fn every_agent_rpc_refuses_bad_callers_and_stale_handoffs_precisely_and_ch
     let everything = |code| {
         ["WatchQueue", "WatchHandoff", "ClaimHandoff", "SendAgentMessage", "TransferHandoff", "ResolveHandoff"]
             .into_iter()
-            .chain(["ListHandoffs", "GetHandoff"])
+            .chain(["ListHandoffs", "GetHandoff", "GetAgent"])
             .map(move |rpc| (rpc, code))
             .collect::<Vec<_>>()
     };
