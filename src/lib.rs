@@ -173,7 +173,8 @@ impl App {
                 println!(
                     "\nloket's first start: two keys for trying it out on this machine (shown once, stored hashed)\n\
                      \x20 chat as a customer:  http://{address}/demo#key={}\n\
-                     \x20 agent key (AgentService over gRPC, agent \"demo-agent\"): {}\n\
+                     \x20 answer as an agent:  http://{address}/agent  (sign in with the agent key below)\n\
+                     \x20 agent key (agent \"demo-agent\", shown to customers as \"Demo\"): {}\n\
                      \x20 revoke them with `loket keys revoke ID` before going live\n",
                     widget.token, agent.token
                 );

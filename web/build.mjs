@@ -14,7 +14,7 @@ await build({ ...common, entryPoints: ["src/widget/loader.ts"], outfile: "dist/w
 await build({ ...common, entryPoints: ["src/widget/demo.ts"], outfile: "dist/demo.js", format: "esm" });
 await build({
   ...common,
-  entryPoints: { "widget-app": "src/widget/app.ts" },
+  entryPoints: { "widget-app": "src/widget/app.ts", agent: "src/console/app.ts" },
   outdir: "dist",
   format: "esm",
   splitting: true,

@@ -65,6 +65,11 @@ const FILES: &[File] = &[
     dist!("/widget.css", "widget.css", "text/css; charset=utf-8"),
     dist!("/demo", "demo.html", "text/html; charset=utf-8", Framing::Host),
     dist!("/demo.js", "demo.js", "text/javascript; charset=utf-8"),
+    dist!("/agent", "agent.html", "text/html; charset=utf-8"),
+    dist!("/agent.js", "agent.js", "text/javascript; charset=utf-8"),
+    dist!("/agent.css", "agent.css", "text/css; charset=utf-8"),
+    // What the widget's chat and the agent console share (the gRPC-Web client, the messages, the helpers).
+    dist!("/shared.js", "shared.js", "text/javascript; charset=utf-8"),
 ];
 
 struct Entry {

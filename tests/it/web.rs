@@ -590,10 +590,13 @@ async fn the_first_start_on_loopback_prints_a_working_demo_address_once() {
     let (mut child, address, printed) = serve_binary(dir.path());
     let demo = printed.iter().find_map(|l| l.split_once("/demo#key=")).map(|(_, key)| key.trim().to_owned());
     let key = demo.unwrap_or_else(|| panic!("a demo address in {printed:#?}"));
-    let agent_key = printed.iter().find_map(|l| l.split("demo-agent\"): ").nth(1)).expect("an agent key").trim();
+    let agent_key = printed.iter().find_map(|l| l.split("as \"Demo\"): ").nth(1)).expect("an agent key").trim();
     assert!(printed.iter().any(|l| l.contains(&format!("http://{address}/demo#key="))));
+    assert!(printed.iter().any(|l| l.contains(&format!("http://{address}/agent "))), "the console: {printed:#?}");
+    let console = http1(address.parse().unwrap(), "GET", "/agent", &[], b"").await;
+    assert_eq!(console.status, 200, "the console is served there");
 
-    // The widget key works from loket's own page; the agent key is agent demo-agent's.
+    // The widget key works from loket's own page; the agent key is agent demo-agent's, shown as "Demo".
     let url = format!("http://{address}");
     let channel = Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
     let own_page = Box::leak(url.clone().into_boxed_str());
@@ -603,6 +606,8 @@ async fn the_first_start_on_loopback_prints_a_working_demo_address_once() {
     let mut agent =
         AgentServiceClient::new(InterceptedService::new(channel, Page { token: agent_key.into(), origin: None }));
     agent.list_handoffs(pb::ListHandoffsRequest::default()).await.expect("the demo agent key works");
+    let demo = agent.get_agent(pb::GetAgentRequest::default()).await.unwrap().into_inner();
+    assert_eq!((demo.agent_id.as_str(), demo.display_name.as_str()), ("demo-agent", "Demo"));
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -23,19 +23,25 @@ export function codeOf(error: unknown): Code {
   return ConnectError.from(error).code;
 }
 
+/// Whether a call that failed with `code` is worth trying again: the connection or the server had trouble. Any
+/// other code is loket's considered answer (a refusal, an expired credential, bad input) and stays.
+export function retryable(code: Code): boolean {
+  return [Code.Unavailable, Code.Unknown, Code.Internal, Code.DeadlineExceeded, Code.Aborted].includes(code);
+}
+
 /// What `follow` does besides reading.
 export interface Following<T> {
   /// Each item received.
   onItem(item: T): void;
   /// The connection broke and will be tried again (a reason to say "reconnecting").
   onRetry(error: ConnectError): void;
-  /// Whether `error` ends the following for good (an expired credential, a refusal), rather than being retried.
-  fatal(error: ConnectError): boolean;
+  /// Ends the following when aborted (another hand-off opened, the agent signed out).
+  signal?: AbortSignal;
 }
 
-/// Reads the stream `open` makes until it ends (resolves with nothing) or fails for good (resolves with the error),
-/// opening it again after any other failure with a growing pause (0.5 s up to 5 s, back to 0.5 s once items
-/// arrive). `open` is called anew each time, so it resumes from wherever the caller has got to.
+/// Reads the stream `open` makes until it ends (resolves with nothing), fails for good or is aborted (resolves with
+/// the error), opening it again after a failure worth retrying with a growing pause (0.5 s up to 5 s, back to
+/// 0.5 s once items arrive). `open` is called anew each time, so it resumes from wherever the caller has got to.
 export async function follow<T>(open: () => AsyncIterable<T>, how: Following<T>): Promise<ConnectError | undefined> {
   let pause = 500;
   for (;;) {
@@ -47,7 +53,7 @@ export async function follow<T>(open: () => AsyncIterable<T>, how: Following<T>)
       return undefined;
     } catch (error) {
       const failure = ConnectError.from(error);
-      if (how.fatal(failure)) return failure;
+      if (how.signal?.aborted || !retryable(failure.code)) return failure;
       how.onRetry(failure);
       await new Promise((resolve) => setTimeout(resolve, pause));
       pause = Math.min(pause * 2, 5000);

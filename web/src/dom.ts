@@ -28,6 +28,16 @@ export function button(label: string, onClick: () => void, className = ""): HTML
   return made;
 }
 
+/// Enter in `input` submits `form`; Shift+Enter starts a new line (and an input method's Enter stays its own).
+export function sendOnEnter(input: HTMLTextAreaElement, form: HTMLFormElement): void {
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}
+
 /// The UTF-8 length of `text`: loket limits messages in bytes.
 export function utf8Length(text: string): number {
   return new TextEncoder().encode(text).length;

@@ -13,7 +13,7 @@ export const KEYS = [
   "console_title", "console_key", "console_key_hint", "console_sign_in", "console_sign_out", "console_signed_in",
   "console_skills", "console_not_agent", "console_language", "console_queue", "console_queue_empty",
   "console_priority", "console_waiting", "console_reason", "console_channel", "console_tier", "console_skill",
-  "console_question", "console_claim", "console_claim_lost", "console_new", "console_mine", "console_mine_empty",
+  "console_question", "console_claim", "console_claimed", "console_claim_lost", "console_new", "console_mine", "console_mine_empty",
   "console_open", "console_customer", "console_summary", "console_first_ask", "console_last_message",
   "console_understood", "console_nothing_understood", "console_candidates", "console_no_candidates",
   "console_insert", "console_transcript", "console_earlier", "console_earlier_none", "console_notes",

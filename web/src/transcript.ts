@@ -3,6 +3,22 @@
 // transcript), so using the fastest source never doubles or reorders a message.
 import { Author, type Message } from "./gen/loket/v1/chat_pb.js";
 import { make } from "./dom.js";
+import type { Key, Texts } from "./texts.js";
+
+/// Who wrote `message`, as a page shows it: the customer under `customer` (the widget says "you", the console
+/// "customer"), an agent by the display name their key gives them, else by role.
+export function authorLabel(texts: Texts, message: Message, customer: Key): string {
+  switch (message.author) {
+    case Author.CUSTOMER:
+      return texts.t(customer);
+    case Author.AGENT:
+      return message.authorName || texts.t("author_agent");
+    case Author.SYSTEM:
+      return texts.t("author_system");
+    default:
+      return texts.t("author_bot");
+  }
+}
 
 export class Transcript {
   private readonly shown = new Set<bigint>();

@@ -6,18 +6,17 @@
 // everything anybody typed is set as text.
 import { Code, type ConnectError } from "@connectrpc/connect";
 import {
-  Author,
+  ChatService,
   type ConversationEvent,
   ConversationState,
   DecisionKind,
-  type Message,
   type SendMessageResponse,
 } from "../gen/loket/v1/chat_pb.js";
 import { codeOf, describe, follow } from "../calls.js";
-import { chatClient } from "../client.js";
-import { button, byId, make, utf8Length } from "../dom.js";
+import { client } from "../client.js";
+import { button, byId, make, sendOnEnter, utf8Length } from "../dom.js";
 import { Texts, pageConfig, pickLanguage } from "../texts.js";
-import { Transcript } from "../transcript.js";
+import { Transcript, authorLabel } from "../transcript.js";
 
 const page = pageConfig();
 const params = new URLSearchParams(location.hash.slice(1));
@@ -34,28 +33,15 @@ interface Held {
 let held: Held | null = JSON.parse(sessionStorage.getItem(STORAGE) ?? "null") as Held | null;
 /// Where the watch resumes: the last event it delivered (or the last message shown when the page loaded).
 let resumeAfter = 0n;
-const chat = chatClient(() => held?.token ?? widgetKey);
+const chat = client(ChatService, () => held?.token ?? widgetKey);
 
 const options = byId("options");
 const form = byId<HTMLFormElement>("composer");
 const input = byId<HTMLTextAreaElement>("text");
 const status = byId("status");
-const transcript = new Transcript(byId("log"), authorLabel);
+const transcript = new Transcript(byId("log"), (message) => authorLabel(texts, message, "widget_you"));
 texts.apply();
 input.maxLength = page.max_message_bytes;
-
-function authorLabel(message: Message): string {
-  switch (message.author) {
-    case Author.CUSTOMER:
-      return t("widget_you");
-    case Author.AGENT:
-      return message.authorName || t("author_agent");
-    case Author.SYSTEM:
-      return t("author_system");
-    default:
-      return t("author_bot");
-  }
-}
 
 function forget(): void {
   sessionStorage.removeItem(STORAGE);
@@ -101,7 +87,6 @@ function showStars(): void {
   const group = make("div", "stars");
   group.setAttribute("role", "group");
   group.setAttribute("aria-label", t("widget_rate"));
-  group.append(make("p", "", t("widget_rate")));
   for (let score = 1; score <= 5; score++) {
     const star = button("★", () => void rate(score));
     star.setAttribute("aria-label", t("widget_star", { n: score }));
@@ -190,10 +175,13 @@ async function watch(): Promise<void> {
         onRetry: () => {
           status.textContent = t("offline");
         },
-        fatal: (error) => refusesConversation(error.code),
       },
     );
     if (failure === undefined) return;
+    if (!refusesConversation(failure.code)) {
+      status.textContent = describe(failure, texts);
+      return;
+    }
     status.textContent = t("widget_expired");
     await start();
   }
@@ -205,13 +193,7 @@ form.addEventListener("submit", (event) => {
   input.value = "";
   void send(text);
 });
-// Enter sends, Shift+Enter starts a new line.
-input.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    form.requestSubmit();
-  }
-});
+sendOnEnter(input, form);
 // Escape closes the widget; the loader on the shop's page hides the frame and gives the launcher the focus.
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && window.parent !== window) window.parent.postMessage({ loket: "close" }, "*");
