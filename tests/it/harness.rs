@@ -347,6 +347,12 @@ pub async fn race_to_claim(
     winner
 }
 
+/// The hand-off as stored, with its transcript (read with the admin key, which may read any).
+pub async fn stored_handoff(server: &TestServer, handoff_id: &str) -> pb::Handoff {
+    let request = pb::GetHandoffRequest { handoff_id: handoff_id.into() };
+    server.agent_admin().await.get_handoff(request).await.unwrap().into_inner()
+}
+
 pub fn message_of(event: &pb::ConversationEvent) -> Option<&pb::Message> {
     match &event.event {
         Some(pb::conversation_event::Event::Message(m)) => Some(m),
