@@ -1,7 +1,8 @@
 //! The customer widget and the agent console in a real browser: Debian's chromium driven by chromedriver over
 //! WebDriver (plain HTTP on loopback, no client crate), against a real loket on a loopback port. One scenario has a
 //! customer and two agents in three browser sessions; another has what must be refused or survived (a page of an
-//! origin loket does not allow, a forged token, the wrong keys, a phone's width). Where chromium or chromedriver
+//! origin loket does not allow, a forged token, a dropped connection, the wrong keys, a phone's width) and a
+//! transfer. Where chromium or chromedriver
 //! is missing the tests say SKIPPED. With `LOKET_SCREENSHOTS=1` they write README's pictures into `docs/`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -593,6 +594,60 @@ async fn customer_and_two_agents() {
     server.stop().await;
 }
 
+/// A TCP relay to loket on a loopback port of its own that the test can take down and bring back: a dropped
+/// connection as a browser meets it (every open connection cut, new ones refused), without stopping loket.
+struct Relay {
+    addr: SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn to(upstream: SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (is_up, open) = (up.clone(), connections.clone());
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !is_up.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = server.set_nodelay(true);
+                        let _ = client.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                open.lock().unwrap().push(relay.abort_handle());
+            }
+        });
+        Relay { addr, up, connections, accepting }
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn back(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.down();
+        self.accepting.abort();
+    }
+}
+
 /// Serves `page` as `text/html` to every request on a loopback port of its own: a web page of another origin.
 async fn foreign_site(page: String) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -632,9 +687,11 @@ async fn refusals_and_a_phone() {
     let widget_key = create_key(&server, "demo", pb::Role::Widget, "", &[]).await;
     let billing_key = create_key(&server, "bea", pb::Role::Agent, "Bea", &["billing"]).await;
     let phone = Browser::start(360, 740).await;
+    // The phone reaches loket through a relay that can drop its connections.
+    let relay = Relay::to(server.addr).await;
 
     // A phone's width: the launcher and the chat fit, nothing scrolls sideways, and it answers.
-    phone.go(&format!("http://{}/demo#key={widget_key}", server.addr)).await;
+    phone.go(&format!("http://{}/demo#key={widget_key}", relay.addr)).await;
     phone
         .until("the launcher", "return !document.querySelector('button[data-loket=launcher]').hidden;", json!([]))
         .await;
@@ -650,6 +707,45 @@ async fn refusals_and_a_phone() {
     phone.until("an answer", "return document.querySelectorAll('#log li.message.bot').length >= 2;", json!([])).await;
     phone.top().await;
     phone.screenshot("widget-phone.png").await;
+
+    // The connection drops while an agent holds the conversation: the widget says it is reconnecting, a message
+    // the customer sends meanwhile stays in the input with the reason, and once the connection is back what the
+    // agent wrote meanwhile shows, once each.
+    phone.enter_widget().await;
+    phone.type_text("#text", "ik wil een medewerker spreken\n").await;
+    phone
+        .until("the hand-off", "return document.querySelectorAll('#log li.message.bot').length >= 3;", json!([]))
+        .await;
+    let mut agent = server.agent_as("dirk").await;
+    let queued = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner().handoffs;
+    let handoff_id = queued[0].handoff_id.clone();
+    agent
+        .claim_handoff(pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    relay.down();
+    let status_starts = "return document.getElementById('status').textContent.startsWith(arguments[0]);";
+    phone.until("reconnecting", status_starts, json!([nl["offline"]])).await;
+    phone.type_text("#text", "hallo?\n").await;
+    let not_sent = nl["widget_not_sent"].split(':').next().unwrap().to_owned();
+    phone.until("the message not sent", status_starts, json!([not_sent])).await;
+    assert_eq!(phone.run("return document.getElementById('text').value;", json!([])).await, json!("hallo?"));
+    for text in ["Ik kijk even mee.", "Een moment nog."] {
+        let message =
+            pb::SendAgentMessageRequest { handoff_id: handoff_id.clone(), text: text.into(), ..Default::default() };
+        agent.send_agent_message(message).await.unwrap();
+    }
+    relay.back();
+    let said = "return [...document.querySelectorAll('#log li.message.' + arguments[0] + ' p')] \
+                .map((p) => p.textContent).join('|').endsWith(arguments[1]);";
+    let agents = "Ik kijk even mee.|Een moment nog.";
+    phone.until("the agent's messages after the drop", said, json!(["agent", agents])).await;
+    phone.type_text("#text", "\n").await;
+    phone.until("the kept message sent", said, json!(["customer", "hallo?"])).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = "return [...document.querySelectorAll('#log li.message.agent p')].map((p) => p.textContent).join('|');";
+    assert_eq!(phone.run(all, json!([])).await, json!(agents), "once each");
+    phone.top().await;
 
     // A forged conversation token in the frame's storage: the widget says the old conversation is gone and starts
     // a new one rather than failing.
@@ -723,6 +819,33 @@ async fn refusals_and_a_phone() {
     let denied = "const n = document.getElementById('notice').textContent; \
                   return n.startsWith(arguments[0]) && n.includes('billing') === false && n.includes('returns');";
     console.until("the refusal", denied, json!([en["error_permission_denied"]])).await;
+
+    // Another agent takes the returns hand-off and transfers it to billing with a note: it leaves them and comes
+    // back queued for billing, with the note.
+    console.click("#sign-out").await;
+    let erik_key = create_key(&server, "erik", pb::Role::Agent, "Erik", &[]).await;
+    sign_in(&console, &server, &erik_key).await;
+    signed_in(&console).await;
+    let claim = format!("button[data-claim='{returns}']");
+    console.until("the hand-off in the queue", "return !!document.querySelector(arguments[0]);", json!([claim])).await;
+    console.click(&claim).await;
+    console.until("the hand-off open", "return !document.getElementById('handoff').hidden;", json!([])).await;
+    console.click("#transfer-details summary").await;
+    console.run("document.getElementById('transfer-skill').value = 'billing'; return true;", json!([])).await;
+    console.type_text("#transfer-note", "Wil een terugbetaling.").await;
+    console.click("#transfer button").await;
+    let transferred = en["console_transferred"].replace("{skill}", "billing");
+    console
+        .until(
+            "the transfer told",
+            "return document.getElementById('notice').textContent === arguments[0];",
+            json!([transferred]),
+        )
+        .await;
+    assert_eq!(console.run("return document.getElementById('handoff').hidden;", json!([])).await, json!(true));
+    let moved = stored_handoff(&server, &returns).await;
+    assert_eq!((moved.state(), moved.skill.as_str()), (pb::HandoffState::Queued, "billing"));
+    assert!(moved.notes.last().unwrap().ends_with("Wil een terugbetaling."), "{:?}", moved.notes);
     drop(console);
     server.stop().await;
 }

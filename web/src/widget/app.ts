@@ -30,6 +30,8 @@ interface Held {
   token: string;
 }
 
+/// A message that could not be sent is being reported: "reconnecting" must not replace that.
+let unsent = false;
 let held: Held | null = JSON.parse(sessionStorage.getItem(STORAGE) ?? "null") as Held | null;
 /// Where the watch resumes: the last event it delivered (or the last message shown when the page loaded).
 let resumeAfter = 0n;
@@ -52,7 +54,7 @@ function forget(): void {
 
 function onEvent(event: ConversationEvent): void {
   resumeAfter = event.seq;
-  status.textContent = "";
+  if (!unsent) status.textContent = "";
   if (event.event.case === "message") {
     transcript.add(event.event.value);
   } else if (event.event.case === "stateChange") {
@@ -120,11 +122,13 @@ async function send(text: string, clientMessageId: string = crypto.randomUUID())
   options.replaceChildren();
   try {
     const response = await chat.sendMessage({ conversationId: held.id, text, clientMessageId });
+    unsent = false;
     status.textContent = "";
     for (const message of [response.message, ...response.replies]) if (message !== undefined) transcript.add(message);
     showOptions(response);
   } catch (error) {
     if (input.value === "") input.value = text;
+    unsent = true;
     status.textContent = t("widget_not_sent", { reason: describe(error, texts) });
   }
 }
@@ -173,7 +177,7 @@ async function watch(): Promise<void> {
       {
         onItem: onEvent,
         onRetry: () => {
-          status.textContent = t("offline");
+          if (!unsent) status.textContent = t("offline");
         },
       },
     );
