@@ -807,9 +807,11 @@ async fn refusals_and_a_phone() {
     let unknown = "return document.getElementById('notice').textContent.startsWith(arguments[0]);";
     console.until("the refusal", unknown, json!([en["error_unauthenticated"]])).await;
     let mut chat = server.chat().await;
-    let (_, _, _) = crate::harness::ask_for_a_person(&mut chat, "cust-returns").await;
+    let (conversation_id, _, _) = crate::harness::ask_for_a_person(&mut chat, "cust-returns").await;
     let list = server.agent().await.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner();
-    let returns = list.handoffs.iter().find(|h| h.skill == "returns").expect("a returns hand-off").handoff_id.clone();
+    let returns = list.handoffs.into_iter().find(|h| h.conversation_id == conversation_id).expect("its hand-off");
+    assert_eq!(returns.skill, "returns");
+    let returns = returns.handoff_id;
     sign_in(&console, &server, &billing_key).await;
     signed_in(&console).await;
     assert_eq!(console.run("return document.querySelectorAll('#queue tbody tr').length;", json!([])).await, json!(0));

@@ -13,7 +13,7 @@ import {
   type QueueEvent,
   QueueEventKind,
 } from "../gen/loket/v1/agent_pb.js";
-import { codeOf, describe, follow } from "../calls.js";
+import { codeOf, describe, follow, retryable } from "../calls.js";
 import { client as connect } from "../client.js";
 import { button, byId, make } from "../dom.js";
 import { Texts, pageConfig, pickLanguage } from "../texts.js";
@@ -23,6 +23,8 @@ import * as label from "./labels.js";
 const KEY = "loket.agent-key";
 const LANGUAGE = "loket.language";
 const OPEN = "loket.open-handoff";
+/// Why the agent was signed out, for the page that loads next to say.
+const SIGNED_OUT = "loket.signed-out";
 
 const page = pageConfig();
 const texts = new Texts(page, pickLanguage(page, sessionStorage.getItem(LANGUAGE), navigator.language));
@@ -60,22 +62,13 @@ signIn.addEventListener("submit", (event) => {
 });
 byId("sign-out").addEventListener("click", () => signOut(""));
 
+/// Back to the sign-in form, on a fresh page (no stream of the old key left), saying `why` when there is a reason.
 function signOut(why: string): void {
   signedOut.abort();
   sessionStorage.removeItem(KEY);
   sessionStorage.removeItem(OPEN);
-  if (why === "") {
-    location.reload();
-    return;
-  }
-  // Keep the reason on screen: the key no longer works.
-  key = "";
-  deskElement.hidden = true;
-  document.body.classList.remove("signed-in");
-  byId("sign-out").hidden = true;
-  byId("who").textContent = "";
-  signIn.hidden = false;
-  say(why);
+  if (why !== "") sessionStorage.setItem(SIGNED_OUT, why);
+  location.reload();
 }
 
 /// Who the key is, then the desk. A key that is not an agent's (or not valid) gets the sign-in form back.
@@ -88,10 +81,17 @@ async function start(): Promise<void> {
   try {
     agent = await client.getAgent({});
   } catch (error) {
-    const why = codeOf(error) === Code.PermissionDenied ? t("console_not_agent") : describe(error, texts);
+    const code = codeOf(error);
+    if (retryable(code) && sessionStorage.getItem(KEY) === key) {
+      // Signed in before and loket is unreachable for now: try again rather than ask for the key.
+      say(describe(error, texts));
+      setTimeout(() => void start(), 2000);
+      return;
+    }
     key = "";
+    sessionStorage.removeItem(KEY);
     signIn.hidden = false;
-    say(why);
+    say(code === Code.PermissionDenied ? t("console_not_agent") : describe(error, texts));
     return;
   }
   sessionStorage.setItem(KEY, key);
@@ -317,4 +317,6 @@ class Desk {
   }
 }
 
+say(sessionStorage.getItem(SIGNED_OUT) ?? "");
+sessionStorage.removeItem(SIGNED_OUT);
 void start();

@@ -30,8 +30,9 @@ interface Held {
   token: string;
 }
 
-/// A message that could not be sent is being reported: "reconnecting" must not replace that.
-let unsent = false;
+/// The message that could not be sent, with its client message id: sent again unchanged it keeps the id, so loket
+/// stores it once even if the first attempt did arrive. While it is reported, "reconnecting" does not replace that.
+let unsent: { text: string; id: string } | null = null;
 let held: Held | null = JSON.parse(sessionStorage.getItem(STORAGE) ?? "null") as Held | null;
 /// Where the watch resumes: the last event it delivered (or the last message shown when the page loaded).
 let resumeAfter = 0n;
@@ -54,7 +55,7 @@ function forget(): void {
 
 function onEvent(event: ConversationEvent): void {
   resumeAfter = event.seq;
-  if (!unsent) status.textContent = "";
+  if (status.textContent === t("offline")) status.textContent = "";
   if (event.event.case === "message") {
     transcript.add(event.event.value);
   } else if (event.event.case === "stateChange") {
@@ -110,9 +111,9 @@ async function rate(score: number): Promise<void> {
   }
 }
 
-/// Sends `text` (once, whatever the network does: a retry reuses its client message id) and shows the customer's
-/// message and the bot's replies from the response. A message that could not be sent goes back into the input.
-async function send(text: string, clientMessageId: string = crypto.randomUUID()): Promise<void> {
+/// Sends `text` and shows the customer's message and the bot's replies from the response. A message that could not
+/// be sent goes back into the input; sent again as it is, it keeps its client message id.
+async function send(text: string): Promise<void> {
   if (held === null || text.trim() === "") return;
   if (utf8Length(text) > page.max_message_bytes) {
     status.textContent = t("widget_too_long");
@@ -120,15 +121,16 @@ async function send(text: string, clientMessageId: string = crypto.randomUUID())
     return;
   }
   options.replaceChildren();
+  const clientMessageId = unsent?.text === text ? unsent.id : crypto.randomUUID();
   try {
     const response = await chat.sendMessage({ conversationId: held.id, text, clientMessageId });
-    unsent = false;
+    unsent = null;
     status.textContent = "";
     for (const message of [response.message, ...response.replies]) if (message !== undefined) transcript.add(message);
     showOptions(response);
   } catch (error) {
     if (input.value === "") input.value = text;
-    unsent = true;
+    unsent = { text, id: clientMessageId };
     status.textContent = t("widget_not_sent", { reason: describe(error, texts) });
   }
 }
@@ -177,7 +179,7 @@ async function watch(): Promise<void> {
       {
         onItem: onEvent,
         onRetry: () => {
-          if (!unsent) status.textContent = t("offline");
+          if (unsent === null) status.textContent = t("offline");
         },
       },
     );
