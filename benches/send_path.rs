@@ -66,6 +66,7 @@ fn message_event(conversation: &mut Conversation, author: Author, text: &str, cl
             language: "nl".into(),
             client_message_id: client_id,
             faq_id: None,
+            author_name: None,
         }),
     }
 }

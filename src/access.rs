@@ -63,6 +63,8 @@ pub struct Caller {
     /// For agent keys: the agent the key belongs to (the key's name). Everything the key does on the desk is
     /// attributed to this agent, whatever the request says.
     pub agent: Option<String>,
+    /// For agent keys: the name customers see on the agent's messages (empty: none set).
+    pub display_name: String,
     /// For a conversation token (role WIDGET): the one conversation it may hold.
     pub conversation: Option<String>,
 }
@@ -70,12 +72,19 @@ pub struct Caller {
 impl Caller {
     /// The caller of a server in open (demo) mode: everything is allowed.
     pub fn open() -> Caller {
-        Caller { key_id: "open".into(), role: Role::Admin, skills: Vec::new(), agent: None, conversation: None }
+        Caller::with_role("open", Role::Admin)
     }
 
     /// A caller of `role` with nothing else: no skills, agent or conversation.
     fn with_role(key_id: &str, role: Role) -> Caller {
-        Caller { key_id: key_id.to_owned(), role, skills: Vec::new(), agent: None, conversation: None }
+        Caller {
+            key_id: key_id.to_owned(),
+            role,
+            skills: Vec::new(),
+            agent: None,
+            display_name: String::new(),
+            conversation: None,
+        }
     }
 
     /// Whether this caller works hand-offs of `skill`.
@@ -119,6 +128,9 @@ pub struct ActingAgent {
     pub agent_id: String,
     /// The administrator's key id when an administrator acts for the agent: the desk audits it.
     pub admin_key_id: Option<String>,
+    /// The name the customer sees on the agent's messages: the agent key's display name (empty when it has none,
+    /// and when an administrator acts for the agent).
+    pub display_name: String,
 }
 
 /// Who a desk request of `caller` acts as, given the agent id the request names (`requested`, may be empty).
@@ -128,7 +140,7 @@ pub fn acting_agent(caller: &Caller, requested: &str) -> Result<ActingAgent> {
     let requested = requested.trim();
     match (caller.role, caller.agent.as_deref()) {
         (Role::Agent, Some(own)) if requested.is_empty() || requested == own => {
-            Ok(ActingAgent { agent_id: own.to_owned(), admin_key_id: None })
+            Ok(ActingAgent { agent_id: own.to_owned(), admin_key_id: None, display_name: caller.display_name.clone() })
         }
         (Role::Agent, Some(own)) => Err(Error::PermissionDenied(format!(
             "this API key belongs to agent {own:?}; it may not act as agent {requested:?}"
@@ -137,17 +149,23 @@ pub fn acting_agent(caller: &Caller, requested: &str) -> Result<ActingAgent> {
             Err(Error::invalid("agent_id", "is required: an admin key acts for the agent it names"))
         }
         (Role::Admin, _) => {
-            Ok(ActingAgent { agent_id: requested.to_owned(), admin_key_id: Some(caller.key_id.clone()) })
+            let admin_key_id = Some(caller.key_id.clone());
+            Ok(ActingAgent { agent_id: requested.to_owned(), admin_key_id, display_name: String::new() })
         }
         (role, _) => Err(Error::PermissionDenied(format!("role {} does not act for an agent", role.as_str()))),
     }
 }
+
+/// Longest display name of an agent: a name, not a message.
+const MAX_DISPLAY_NAME_BYTES: usize = 64;
 
 /// A stored key: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: String,
     pub name: String,
+    /// Agent keys: the name customers see on the agent's messages (empty: none, the customer sees "agent").
+    pub display_name: String,
     pub role: Role,
     pub skills: Vec<String>,
     /// Hex SHA-256 of the secret.
@@ -174,6 +192,7 @@ pub fn new_key(name: &str, role: Role, skills: Vec<String>, now: i64) -> NewKey 
     let record = ApiKey {
         id,
         name: name.to_owned(),
+        display_name: String::new(),
         role,
         skills,
         secret_hash: hash(&secret),
@@ -218,7 +237,14 @@ impl KeyRing {
             return Err(unknown());
         }
         let agent = (key.role == Role::Agent).then(|| key.name.clone());
-        Ok(Caller { key_id: key.id.clone(), role: key.role, skills: key.skills.clone(), agent, conversation: None })
+        Ok(Caller {
+            key_id: key.id.clone(),
+            role: key.role,
+            skills: key.skills.clone(),
+            agent,
+            display_name: key.display_name.clone(),
+            conversation: None,
+        })
     }
 
     /// Whether `id` is a live key of `role`.
@@ -456,8 +482,16 @@ impl Access {
         Ok(customer_id)
     }
 
-    /// Makes a key. An agent key's name is the agent's id: what the key does on the desk is attributed to it.
-    pub async fn create_key(&self, name: &str, role: Role, skills: Vec<String>, actor: &str) -> Result<NewKey> {
+    /// Makes a key. An agent key's name is the agent's id: what the key does on the desk is attributed to it; its
+    /// display name (optional) is what customers see on its messages.
+    pub async fn create_key(
+        &self,
+        name: &str,
+        role: Role,
+        skills: Vec<String>,
+        display_name: &str,
+        actor: &str,
+    ) -> Result<NewKey> {
         if name.trim().is_empty() || name.len() > 128 {
             return Err(Error::invalid("name", "1 to 128 bytes"));
         }
@@ -466,7 +500,15 @@ impl Access {
             return Err(Error::invalid("skills", "only agent keys have skills"));
         }
         skills.iter().try_for_each(|skill| crate::text::check_characters("skills", skill, false))?;
-        let key = new_key(name.trim(), role, skills, self.clock.now_millis());
+        if role != Role::Agent && !display_name.trim().is_empty() {
+            return Err(Error::invalid("display_name", "only agent keys have a display name"));
+        }
+        if display_name.len() > MAX_DISPLAY_NAME_BYTES {
+            return Err(Error::invalid("display_name", format!("at most {MAX_DISPLAY_NAME_BYTES} bytes")));
+        }
+        crate::text::check_characters("display_name", display_name, false)?;
+        let mut key = new_key(name.trim(), role, skills, self.clock.now_millis());
+        key.record.display_name = display_name.trim().to_owned();
         let detail = serde_json::json!({ "key_id": key.record.id, "role": role.as_str() });
         let audit =
             AuditEntry { at: key.record.created_at, actor: actor.to_owned(), action: "create_key".into(), detail };

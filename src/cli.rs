@@ -95,6 +95,9 @@ enum KeysCommand {
         /// Agents only: the skills whose hand-offs the key may work, comma-separated (default: all).
         #[arg(long, value_delimiter = ',')]
         skills: Vec<String>,
+        /// Agents only: the name customers see on the agent's messages ("Anna"; default: none, they see "agent").
+        #[arg(long, default_value = "")]
+        display_name: String,
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -391,10 +394,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.welcome(listener.local_addr()?).await?;
             app.serve_with_metrics(listener, metrics, shutdown_signal()).await
         }
-        Command::Keys { command: KeysCommand::Create { common, role, name, skills, data_dir } } => {
+        Command::Keys { command: KeysCommand::Create { common, role, name, skills, display_name, data_dir } } => {
             let access = offline_access(&common, data_dir).await?;
             let skills = skills.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-            let key = access.create_key(&name, role.role(), skills, "cli").await?;
+            let key = access.create_key(&name, role.role(), skills, &display_name, "cli").await?;
             eprintln!(
                 "created key {} ({}); keep it secret, it is not shown again:",
                 key.record.id,
@@ -411,7 +414,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command: KeysCommand::List { common, data_dir } } => {
             for key in offline_access(&common, data_dir).await?.keys().await? {
                 let state = if key.revoked_at.is_some() { "revoked" } else { "live" };
-                println!("{}  {:<7} {:<7} {}  [{}]", key.id, key.role.as_str(), state, key.name, key.skills.join(","));
+                let shown =
+                    if key.display_name.is_empty() { String::new() } else { format!(" ({})", key.display_name) };
+                let (id, role, name, skills) = (&key.id, key.role.as_str(), &key.name, key.skills.join(","));
+                println!("{id}  {role:<7} {state:<7} {name}{shown}  [{skills}]");
             }
             Ok(())
         }

@@ -163,6 +163,10 @@ pub struct Message {
     pub client_message_id: Option<String>,
     /// For bot answers, the FAQ entry answered.
     pub faq_id: Option<String>,
+    /// For agent messages: the agent's display name, as the customer sees it. Absent in events stored before it
+    /// existed, which read as without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

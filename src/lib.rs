@@ -165,14 +165,16 @@ impl App {
                  --role admin|client|agent|editor|widget --name NAME`"
             ),
             FirstStart::DemoKeys => {
-                let widget = self.access.create_key("demo widget", access::Role::Widget, Vec::new(), "first-start");
+                let widget = self.access.create_key("demo widget", access::Role::Widget, Vec::new(), "", "first-start");
                 let widget = widget.await?;
-                let agent = self.access.create_key("demo-agent", access::Role::Agent, Vec::new(), "first-start");
+                let agent =
+                    self.access.create_key("demo-agent", access::Role::Agent, Vec::new(), "Demo", "first-start");
                 let agent = agent.await?;
                 println!(
                     "\nloket's first start: two keys for trying it out on this machine (shown once, stored hashed)\n\
                      \x20 chat as a customer:  http://{address}/demo#key={}\n\
-                     \x20 agent key (AgentService over gRPC, agent \"demo-agent\"): {}\n\
+                     \x20 answer as an agent:  http://{address}/agent  (sign in with the agent key below)\n\
+                     \x20 agent key (agent \"demo-agent\", shown to customers as \"Demo\"): {}\n\
                      \x20 revoke them with `loket keys revoke ID` before going live\n",
                     widget.token, agent.token
                 );

@@ -1,22 +1,22 @@
-// `npm run bundle`: one minified ES module per page into dist/, reproducibly (no timestamps, no source paths).
+// `npm run build`'s last step: the pages into dist/, reproducibly (no timestamps, no source paths). The HTML and
+// CSS in src/pages/ are copied as they are; the scripts are bundled and minified by esbuild. The widget's chat
+// and the agent console share one chunk (the gRPC-Web client, the generated messages, the shared helpers), so
+// neither carries a copy of the other's code.
+import { copyFile, readdir } from "node:fs/promises";
 import { build } from "esbuild";
 
-const pages = {
-  "widget.js": "src/widget/loader.ts",
-  "widget-app.js": "src/widget/app.ts",
-  "demo.js": "src/widget/demo.ts",
-};
+const common = { bundle: true, minify: true, target: "es2022", legalComments: "none", charset: "utf8", logLevel: "warning" };
 
-for (const [out, entry] of Object.entries(pages)) {
-  await build({
-    entryPoints: [entry],
-    outfile: `dist/${out}`,
-    bundle: true,
-    minify: true,
-    format: out === "widget.js" ? "iife" : "esm",
-    target: "es2022",
-    legalComments: "none",
-    charset: "utf8",
-    logLevel: "warning",
-  });
-}
+for (const file of await readdir("src/pages")) await copyFile(`src/pages/${file}`, `dist/${file}`);
+
+// The loader runs on the shop's page as a classic script: no modules, nothing shared.
+await build({ ...common, entryPoints: ["src/widget/loader.ts"], outfile: "dist/widget.js", format: "iife" });
+await build({ ...common, entryPoints: ["src/widget/demo.ts"], outfile: "dist/demo.js", format: "esm" });
+await build({
+  ...common,
+  entryPoints: { "widget-app": "src/widget/app.ts", agent: "src/console/app.ts" },
+  outdir: "dist",
+  format: "esm",
+  splitting: true,
+  chunkNames: "shared",
+});

@@ -285,6 +285,7 @@ impl Dialogue {
             language: language.clone(),
             client_message_id: client_message_id.map(str::to_owned),
             faq_id: None,
+            author_name: None,
         };
         let message = self.next_event(&mut conversation, EventBody::Message(customer));
         let mut events = vec![message.clone()];
@@ -607,6 +608,7 @@ pub(crate) fn bot_message(text: String, language: &str, faq_id: Option<String>) 
         language: language.to_owned(),
         client_message_id: None,
         faq_id,
+        author_name: None,
     })
 }
 

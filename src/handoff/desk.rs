@@ -285,6 +285,7 @@ impl Desk {
             language: conversation.language.clone(),
             client_message_id: None,
             faq_id: None,
+            author_name: Some(agent.display_name.clone()).filter(|name| !name.is_empty()),
         });
         let event = self.dialogue.next_event(&mut conversation, body);
         let events = [event.clone()];
@@ -335,6 +336,27 @@ impl Desk {
         info!(handoff_id, agent_id, "hand-off resolved");
         self.dialogue.queue().publish(QueueEventKind::Resolved, bare(handoff.clone()));
         Ok(handoff)
+    }
+
+    /// The answer of FAQ entry `faq_id` in `language` as the knowledge base holds it now (None: retired, or not
+    /// in that language): what an agent may insert into a reply from a hand-off's candidates.
+    pub fn candidate_answer(&self, faq_id: &str, language: &str) -> Option<String> {
+        let knowledge = self.dialogue.knowledge();
+        let faq = knowledge.base.faq(faq_id)?;
+        faq.translations.get(language).map(|t| t.answer.clone())
+    }
+
+    /// Every skill hand-offs are routed to now, sorted: the entries' skills, the default skill and the skills
+    /// with office hours of their own.
+    pub fn known_skills(&self) -> Vec<String> {
+        let handoff = &self.dialogue.config().handoff;
+        let knowledge = self.dialogue.knowledge();
+        let mut skills: Vec<String> = knowledge.base.faqs.iter().map(|f| f.skill.clone()).collect();
+        skills.push(handoff.default_skill.clone());
+        skills.extend(handoff.skill_hours.keys().cloned());
+        skills.sort();
+        skills.dedup();
+        skills
     }
 
     pub async fn get(&self, handoff_id: &str) -> Result<HandoffPackage> {

@@ -94,7 +94,26 @@ pub fn load_locales(dir: &Path, languages: &[String]) -> Result<BTreeMap<String,
             Err(problem) => problems.push(problem),
         }
     }
+    problems.extend(ui_differences(dir, &locales));
     if problems.is_empty() { Ok(locales) } else { Err(problems) }
+}
+
+/// The browser pages' texts (`ui`) must have the same keys in every language, or a page would show a key in one
+/// of them: one problem per locale that lacks keys another has.
+fn ui_differences(dir: &Path, locales: &BTreeMap<String, Locale>) -> Vec<Problem> {
+    let every: std::collections::BTreeSet<&String> = locales.values().flat_map(|l| l.ui.keys()).collect();
+    locales
+        .iter()
+        .filter_map(|(language, locale)| {
+            let missing: Vec<&str> =
+                every.iter().filter(|key| !locale.ui.contains_key(**key)).map(|key| key.as_str()).collect();
+            (!missing.is_empty()).then(|| Problem {
+                file: dir.join("locales").join(format!("{language}.yaml")),
+                line: 0,
+                reason: format!("ui: lacks {} that another language has", missing.join(", ")),
+            })
+        })
+        .collect()
 }
 
 /// The `faq/*.yaml` files of a knowledge-base directory, by path, sorted.
@@ -247,6 +266,23 @@ mod tests {
 
     fn langs() -> Vec<String> {
         vec!["nl".into(), "en".into()]
+    }
+
+    #[test]
+    fn a_locale_lacking_a_page_text_another_language_has_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base/locales");
+        std::fs::create_dir(dir.path().join("locales")).unwrap();
+        for language in ["nl", "en"] {
+            let text = std::fs::read_to_string(shipped.join(format!("{language}.yaml"))).unwrap();
+            let text = if language == "en" { text.replace("  widget_send: Send\n", "") } else { text };
+            std::fs::write(dir.path().join("locales").join(format!("{language}.yaml")), text).unwrap();
+        }
+        let problems = load_locales(dir.path(), &langs()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].file.ends_with("locales/en.yaml"), "{problems:?}");
+        assert!(problems[0].reason.contains("widget_send"), "{problems:?}");
+        assert!(load_locales(&shipped.join(".."), &langs()).is_ok(), "the shipped locales agree");
     }
 
     fn parse(text: &str) -> (Vec<Faq>, Vec<Problem>) {

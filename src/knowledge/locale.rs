@@ -66,6 +66,10 @@ pub struct Locale {
     #[serde(default)]
     pub about_us: Vec<String>,
     pub replies: Replies,
+    /// What the browser pages (the widget, the agent console) say in this language, by key (`widget_send`,
+    /// `console_claim`, ...). Every served language has the same keys; the bot never reads them. `web` hands them
+    /// to the pages as they load, so a language is added without touching the pages.
+    pub ui: std::collections::BTreeMap<String, String>,
     /// The phrases above, normalised once at load instead of on every message.
     #[serde(skip)]
     prepared: Prepared,

@@ -48,6 +48,7 @@ fn key_to_pb(key: &ApiKey) -> pb::ApiKey {
     pb::ApiKey {
         key_id: key.id.clone(),
         name: key.name.clone(),
+        display_name: key.display_name.clone(),
         role: role_to_pb(key.role).into(),
         skills: key.skills.clone(),
         create_time: timestamp(key.created_at),
@@ -64,7 +65,7 @@ impl pb::admin_service_server::AdminService for AdminApi {
         let actor = caller(&request)?.key_id;
         let r = request.into_inner();
         let role = role_from_pb(r.role)?;
-        let key = self.access.create_key(&r.name, role, r.skills, &actor).await.map_err(status_of)?;
+        let key = self.access.create_key(&r.name, role, r.skills, &r.display_name, &actor).await.map_err(status_of)?;
         Ok(Response::new(pb::CreateApiKeyResponse { key: Some(key_to_pb(&key.record)), token: key.token }))
     }
 

@@ -14,7 +14,7 @@ use super::convert::{
 use super::pb;
 use super::status::status_of;
 use crate::access::{Access, Caller, acting_agent};
-use crate::conversation::{Handoff, HandoffState};
+use crate::conversation::{FaqMatch, Handoff, HandoffState};
 use crate::error::Error;
 use crate::handoff::{Desk, HandoffPackage, QueueEvent, QueueEventKind};
 use crate::store::HandoffFilter;
@@ -77,7 +77,12 @@ fn handoff_state_from_pb(value: i32) -> Result<Option<HandoffState>, Status> {
     }
 }
 
-fn handoff_to_pb(h: &Handoff) -> pb::Handoff {
+/// A hand-off for the wire; its FAQ candidates carry their answers as the knowledge base holds them now.
+fn handoff_to_pb(desk: &Desk, h: &Handoff) -> pb::Handoff {
+    let candidate = |m: &FaqMatch| {
+        let answer = desk.candidate_answer(&m.faq_id, &h.language).unwrap_or_default();
+        pb::FaqMatch { answer, ..faq_match_to_pb(m) }
+    };
     pb::Handoff {
         handoff_id: h.id.clone(),
         conversation_id: h.conversation_id.clone(),
@@ -93,7 +98,7 @@ fn handoff_to_pb(h: &Handoff) -> pb::Handoff {
         summary_first_ask: h.first_ask.clone(),
         summary_last_message: h.last_message.clone(),
         intents: h.intents.iter().map(intent_to_pb).collect(),
-        faq_candidates: h.faq_candidates.iter().map(faq_match_to_pb).collect(),
+        faq_candidates: h.faq_candidates.iter().map(candidate).collect(),
         transcript: Vec::new(),
         earlier_conversations: Vec::new(),
         callback: h.callback,
@@ -109,8 +114,8 @@ fn handoff_to_pb(h: &Handoff) -> pb::Handoff {
     }
 }
 
-fn package_to_pb(package: &HandoffPackage) -> pb::Handoff {
-    let mut handoff = handoff_to_pb(&package.handoff);
+fn package_to_pb(desk: &Desk, package: &HandoffPackage) -> pb::Handoff {
+    let mut handoff = handoff_to_pb(desk, &package.handoff);
     handoff.transcript = package.transcript.iter().filter_map(message_to_pb).collect();
     handoff.earlier_conversations = package
         .earlier
@@ -130,7 +135,7 @@ fn package_to_pb(package: &HandoffPackage) -> pb::Handoff {
     handoff
 }
 
-fn queue_event_to_pb(event: &QueueEvent) -> pb::QueueEvent {
+fn queue_event_to_pb(desk: &Desk, event: &QueueEvent) -> pb::QueueEvent {
     let kind = match event.kind {
         QueueEventKind::Snapshot => pb::QueueEventKind::Snapshot,
         QueueEventKind::Synced => pb::QueueEventKind::Synced,
@@ -139,7 +144,7 @@ fn queue_event_to_pb(event: &QueueEvent) -> pb::QueueEvent {
         QueueEventKind::Transferred => pb::QueueEventKind::Transferred,
         QueueEventKind::Resolved => pb::QueueEventKind::Resolved,
     };
-    pb::QueueEvent { kind: kind.into(), handoff: event.package.as_ref().map(package_to_pb) }
+    pb::QueueEvent { kind: kind.into(), handoff: event.package.as_ref().map(|p| package_to_pb(desk, p)) }
 }
 
 type QueueStream = Pin<Box<dyn Stream<Item = Result<pb::QueueEvent, Status>> + Send>>;
@@ -155,7 +160,8 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         let skills = allowed_skills(&caller, skills)?;
         let events = self.desk.watch_queue(&agent, skills).await.map_err(status_of)?;
-        let stream = events.map(|event| event.map(|e| queue_event_to_pb(&e)).map_err(status_of));
+        let desk = Arc::clone(&self.desk);
+        let stream = events.map(move |event| event.map(|e| queue_event_to_pb(&desk, &e)).map_err(status_of));
         Ok(Response::new(while_admitted(Box::pin(stream), Arc::clone(&self.access), caller)))
     }
 
@@ -177,7 +183,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         self.check_handoff(&caller, &handoff_id).await?;
         let package = self.desk.claim(&handoff_id, &agent).await.map_err(status_of)?;
-        Ok(Response::new(package_to_pb(&package)))
+        Ok(Response::new(package_to_pb(&self.desk, &package)))
     }
 
     async fn send_agent_message(
@@ -201,7 +207,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         self.check_handoff(&caller, &handoff_id).await?;
         let handoff = self.desk.transfer(&handoff_id, &agent, &skill, &note).await.map_err(status_of)?;
-        Ok(Response::new(handoff_to_pb(&handoff)))
+        Ok(Response::new(handoff_to_pb(&self.desk, &handoff)))
     }
 
     async fn resolve_handoff(
@@ -213,7 +219,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
         self.check_handoff(&caller, &handoff_id).await?;
         let handoff = self.desk.resolve(&handoff_id, &agent, &note).await.map_err(status_of)?;
-        Ok(Response::new(handoff_to_pb(&handoff)))
+        Ok(Response::new(handoff_to_pb(&self.desk, &handoff)))
     }
 
     async fn list_handoffs(
@@ -226,7 +232,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let filter = HandoffFilter { state: handoff_state_from_pb(state)?, skills };
         let (page, next_page_token) = self.desk.list(filter, page_size, &page_token).await.map_err(status_of)?;
         Ok(Response::new(pb::ListHandoffsResponse {
-            handoffs: page.iter().map(handoff_to_pb).collect(),
+            handoffs: page.iter().map(|h| handoff_to_pb(&self.desk, h)).collect(),
             next_page_token,
         }))
     }
@@ -236,6 +242,25 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let pb::GetHandoffRequest { handoff_id } = request.into_inner();
         self.check_handoff(&caller, &handoff_id).await?;
         let package = self.desk.get(&handoff_id).await.map_err(status_of)?;
-        Ok(Response::new(package_to_pb(&package)))
+        Ok(Response::new(package_to_pb(&self.desk, &package)))
     }
+
+    async fn get_agent(&self, request: Request<pb::GetAgentRequest>) -> Result<Response<pb::Agent>, Status> {
+        let caller = caller(&request)?;
+        let agent = acting_agent(&caller, &request.get_ref().agent_id).map_err(status_of)?;
+        let known_skills = self.desk.known_skills();
+        let skills = if caller.skills.is_empty() { known_skills.clone() } else { sorted(caller.skills) };
+        Ok(Response::new(pb::Agent {
+            agent_id: agent.agent_id,
+            display_name: agent.display_name,
+            skills,
+            known_skills,
+        }))
+    }
+}
+
+fn sorted(mut list: Vec<String>) -> Vec<String> {
+    list.sort();
+    list.dedup();
+    list
 }

@@ -118,6 +118,7 @@ pub fn message_to_pb(event: &Event) -> Option<pb::Message> {
         client_message_id: message.client_message_id.clone().unwrap_or_default(),
         create_time: timestamp(event.created_at),
         faq_id: message.faq_id.clone().unwrap_or_default(),
+        author_name: message.author_name.clone().unwrap_or_default(),
     })
 }
 
@@ -151,6 +152,7 @@ pub fn conversation_to_pb(conversation: &Conversation, events: &[Event]) -> pb::
         create_time: timestamp(conversation.created_at),
         update_time: timestamp(conversation.updated_at),
         messages: events.iter().filter_map(message_to_pb).collect(),
+        awaiting_rating: conversation.memory.pending_rating,
     }
 }
 
@@ -160,6 +162,7 @@ pub fn faq_match_to_pb(m: &FaqMatch) -> pb::FaqMatch {
         category: m.category.clone(),
         question: m.question.clone(),
         score: m.score,
+        answer: String::new(),
     }
 }
 

@@ -94,6 +94,27 @@ fn mirror_store_health(health: HealthReporter, mut reachable: watch::Receiver<bo
     })
 }
 
+/// What the browser pages are told: the served languages' texts from their locale files, the default language
+/// and the message limit.
+fn page_config(dialogue: &Dialogue) -> crate::web::PageConfig {
+    let config = dialogue.config();
+    let knowledge = dialogue.knowledge();
+    let languages = knowledge
+        .base
+        .locales
+        .iter()
+        .map(|(code, locale)| {
+            let language = crate::web::PageLanguage { name: locale.name.clone(), texts: locale.ui.clone() };
+            (code.clone(), language)
+        })
+        .collect();
+    crate::web::PageConfig {
+        default_language: config.languages.default.clone(),
+        max_message_bytes: config.limits.max_message_bytes,
+        languages,
+    }
+}
+
 /// Serves every loket service on `listener` until `shutdown` completes, then drains in-flight requests. Health
 /// follows `store_reachable` and turns NOT_SERVING as soon as shutdown begins, before the drain.
 pub async fn serve(
@@ -114,7 +135,7 @@ pub async fn serve(
     let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
     let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
     let limits = dialogue.config().limits.clone();
-    let web = crate::web::WebLayer::new(&dialogue.config().web);
+    let web = crate::web::WebLayer::new(&dialogue.config().web, &page_config(&dialogue));
     let max_decoding = decoding_limit(&limits);
     // Every service behind the access gate, with the roles it admits.
     let gate = |service, roles| auth::Gate::new(Arc::clone(&access), service, roles);

@@ -739,6 +739,7 @@ impl Store for PgStore {
                 Ok(ApiKey {
                     id: row.try_get("id")?,
                     name: row.try_get("name")?,
+                    display_name: row.try_get("display_name")?,
                     role: Role::parse(&row.try_get::<String, _>("role")?).ok_or_else(|| corrupt("role"))?,
                     skills: from_json(&row.try_get::<String, _>("skills")?)?,
                     secret_hash: row.try_get("secret_hash")?,
@@ -752,8 +753,8 @@ impl Store for PgStore {
     async fn insert_api_key(&self, key: &ApiKey, audit: &AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, name, role, skills, secret_hash, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, name, role, skills, secret_hash, created_at, revoked_at, display_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&key.id)
         .bind(&key.name)
@@ -762,6 +763,7 @@ impl Store for PgStore {
         .bind(&key.secret_hash)
         .bind(key.created_at)
         .bind(key.revoked_at)
+        .bind(&key.display_name)
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;

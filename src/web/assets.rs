@@ -1,6 +1,7 @@
 //! The files under `web/dist/`, embedded in the binary at build time and served with their content type, an ETag
 //! (revalidated on every use: the names carry no hash) and a strict Content-Security-Policy. Nothing is read from
-//! disk at run time.
+//! disk at run time. A page with the `loket-page` data block gets the [`PageConfig`] written into it at start
+//! (its texts in every served language), so its ETag is taken of what is served.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,11 @@ use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 use sha2::{Digest, Sha256};
 
-use super::plain;
+use super::{PageConfig, plain};
+
+/// Where a page takes its [`PageConfig`]: an empty JSON data block (a data block is not a script, so the strict
+/// CSP lets the page read it), filled in when the assets are loaded.
+const PAGE_CONFIG_SLOT: &str = r#"<script type="application/json" id="loket-page">{}</script>"#;
 
 /// Pages run only what loket served them: no inline script or style, no other origin, no plugins, no forms
 /// posted elsewhere. Who may frame a page, and what it may frame, depends on the page (`Framing`).
@@ -60,10 +65,17 @@ const FILES: &[File] = &[
     dist!("/widget.css", "widget.css", "text/css; charset=utf-8"),
     dist!("/demo", "demo.html", "text/html; charset=utf-8", Framing::Host),
     dist!("/demo.js", "demo.js", "text/javascript; charset=utf-8"),
+    dist!("/agent", "agent.html", "text/html; charset=utf-8"),
+    dist!("/agent.js", "agent.js", "text/javascript; charset=utf-8"),
+    dist!("/agent.css", "agent.css", "text/css; charset=utf-8"),
+    // What the widget's chat and the agent console share (the gRPC-Web client, the messages, the helpers).
+    dist!("/shared.js", "shared.js", "text/javascript; charset=utf-8"),
 ];
 
 struct Entry {
     file: &'static File,
+    /// The file's bytes, with the page configuration filled in where it has the slot.
+    bytes: Bytes,
     etag: HeaderValue,
     policy: HeaderValue,
 }
@@ -74,12 +86,18 @@ pub struct Assets {
 }
 
 impl Assets {
-    /// The embedded files; the widget's page may be framed by `allowed_origins` (checked origins).
-    pub fn embedded(allowed_origins: &[String]) -> Assets {
+    /// The embedded files, pages told `pages`; the widget's page may be framed by `allowed_origins` (checked
+    /// origins).
+    pub fn embedded(allowed_origins: &[String], pages: &PageConfig) -> Assets {
+        let filled = format!(r#"<script type="application/json" id="loket-page">{}</script>"#, data_block(pages));
         let by_path = FILES
             .iter()
             .map(|file| {
-                let digest = Sha256::digest(file.bytes);
+                let bytes = match std::str::from_utf8(file.bytes) {
+                    Ok(text) if text.contains(PAGE_CONFIG_SLOT) => Bytes::from(text.replace(PAGE_CONFIG_SLOT, &filled)),
+                    _ => Bytes::from_static(file.bytes),
+                };
+                let digest = Sha256::digest(&bytes);
                 let hex = crate::text::hex(&digest[..12]);
                 let etag = HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header value");
                 let framing = match file.framing {
@@ -91,7 +109,7 @@ impl Assets {
                 };
                 let policy = HeaderValue::from_str(&format!("{CSP}; {}", framing.trim_end()))
                     .expect("origins are checked by the configuration");
-                (file.path, Entry { file, etag, policy })
+                (file.path, Entry { file, bytes, etag, policy })
             })
             .collect();
         Assets { by_path }
@@ -114,14 +132,14 @@ impl Assets {
         let (status, body) = match (current, method == Method::HEAD) {
             (true, _) => (StatusCode::NOT_MODIFIED, Bytes::new()),
             (false, true) => (StatusCode::OK, Bytes::new()),
-            (false, false) => (StatusCode::OK, Bytes::from_static(entry.file.bytes)),
+            (false, false) => (StatusCode::OK, entry.bytes.clone()),
         };
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(entry.file.content_type));
         if method == Method::HEAD && !current {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.file.bytes.len()));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.bytes.len()));
         }
         headers.insert(header::ETAG, entry.etag.clone());
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -133,5 +151,32 @@ impl Assets {
             headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         }
         response
+    }
+}
+
+/// `pages` as JSON that cannot end its `<script>` element or open a comment inside it: `<`, `>` and `&` are
+/// written as JSON escapes, which read back as the same characters.
+fn data_block(pages: &PageConfig) -> String {
+    let json = serde_json::to_string(pages).expect("strings and numbers serialise");
+    json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_cannot_break_out_of_the_data_block() {
+        let texts = [("evil".to_owned(), "</script><script>alert(1)</script><!-- & more".to_owned())];
+        let language = super::super::PageLanguage { name: "x".into(), texts: texts.into_iter().collect() };
+        let pages = PageConfig {
+            default_language: "x".into(),
+            max_message_bytes: 10,
+            languages: [("x".to_owned(), language)].into_iter().collect(),
+        };
+        let block = data_block(&pages);
+        assert!(!block.contains('<') && !block.contains('>') && !block.contains('&'), "{block}");
+        let back: serde_json::Value = serde_json::from_str(&block).unwrap();
+        assert_eq!(back["languages"]["x"]["texts"]["evil"], "</script><script>alert(1)</script><!-- & more");
     }
 }

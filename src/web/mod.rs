@@ -4,6 +4,7 @@
 
 mod assets;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{Either, Full};
+use serde::Serialize;
 
 use crate::config::WebConfig;
 pub use assets::Assets;
@@ -33,6 +35,25 @@ const PREFLIGHT_MAX_AGE: &str = "600";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageOrigin(pub String);
 
+/// What every page is told as it is served, in its `<script type="application/json" id="loket-page">`: the served
+/// languages with their names and texts (the locale files' `ui`), the default language and the message size
+/// limit. The pages carry no texts of their own, so a language is added by content and configuration alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageConfig {
+    pub default_language: String,
+    pub max_message_bytes: usize,
+    pub languages: BTreeMap<String, PageLanguage>,
+}
+
+/// One served language, for the pages.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageLanguage {
+    /// The language's own name ("Nederlands"), for a language menu.
+    pub name: String,
+    /// The pages' texts by key.
+    pub texts: BTreeMap<String, String>,
+}
+
 /// What the layer needs, shared by every connection.
 struct Shared {
     allowed_origins: Vec<String>,
@@ -46,10 +67,10 @@ pub struct WebLayer {
 }
 
 impl WebLayer {
-    pub fn new(config: &WebConfig) -> WebLayer {
+    pub fn new(config: &WebConfig, pages: &PageConfig) -> WebLayer {
         let shared = Shared {
             allowed_origins: config.allowed_origins.clone(),
-            assets: Assets::embedded(&config.allowed_origins),
+            assets: Assets::embedded(&config.allowed_origins, pages),
         };
         WebLayer { shared: Arc::new(shared) }
     }

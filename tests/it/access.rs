@@ -58,6 +58,7 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: &str) -> Code {
         }
         "AgentService/ListHandoffs" => unary!(AgentServiceClient, list_handoffs, pb::ListHandoffsRequest::default()),
         "AgentService/GetHandoff" => unary!(AgentServiceClient, get_handoff, pb::GetHandoffRequest::default()),
+        "AgentService/GetAgent" => unary!(AgentServiceClient, get_agent, pb::GetAgentRequest::default()),
         "KnowledgeService/ListFaqs" => unary!(KnowledgeServiceClient, list_faqs, pb::ListFaqsRequest::default()),
         "KnowledgeService/GetFaq" => unary!(KnowledgeServiceClient, get_faq, pb::GetFaqRequest::default()),
         "KnowledgeService/CreateFaq" => unary!(KnowledgeServiceClient, create_faq, pb::CreateFaqRequest::default()),
@@ -181,7 +182,12 @@ async fn a_revoked_key_is_rejected_at_once() {
     let (server, _dir) = fresh_server().await;
     let mut admin = server.admin().await;
     let created = admin
-        .create_api_key(pb::CreateApiKeyRequest { name: "kiosk".into(), role: pb::Role::Client.into(), skills: vec![] })
+        .create_api_key(pb::CreateApiKeyRequest {
+            name: "kiosk".into(),
+            role: pb::Role::Client.into(),
+            skills: vec![],
+            display_name: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -203,6 +209,7 @@ async fn a_revoked_key_is_rejected_at_once() {
             name: "x".into(),
             role: pb::Role::Client.into(),
             skills: vec!["billing".into()],
+            display_name: String::new(),
         })
         .await
         .unwrap_err();
@@ -219,6 +226,7 @@ async fn an_agent_key_works_only_its_skills() {
             name: "anna".into(),
             role: pb::Role::Agent.into(),
             skills: vec!["billing".into()],
+            display_name: String::new(),
         })
         .await
         .unwrap()

@@ -25,12 +25,6 @@ async fn queued_handoff(server: &TestServer, customer: &str) -> (String, String)
     (conversation_id, handoff.handoff_id)
 }
 
-/// The hand-off as stored, with its transcript (read with the admin key, which may read any).
-async fn stored(server: &TestServer, handoff_id: &str) -> pb::Handoff {
-    let request = pb::GetHandoffRequest { handoff_id: handoff_id.into() };
-    server.agent_admin().await.get_handoff(request).await.unwrap().into_inner()
-}
-
 fn claim(handoff_id: &str, agent_id: &str) -> pb::ClaimHandoffRequest {
     pb::ClaimHandoffRequest { handoff_id: handoff_id.into(), agent_id: agent_id.into() }
 }
@@ -101,7 +95,7 @@ async fn an_agent_key_acts_only_as_its_own_agent() {
         ("alice", pb::Role::Agent, vec!["returns".to_string()])
     );
     let (_, handoff_id) = queued_handoff(&server, "cust-who").await;
-    let before = stored(&server, &handoff_id).await;
+    let before = stored_handoff(&server, &handoff_id).await;
 
     // Claiming as someone else is refused, naming both agents, and changes nothing.
     let refused = alice.claim_handoff(claim(&handoff_id, "bob")).await.unwrap_err();
@@ -109,12 +103,12 @@ async fn an_agent_key_acts_only_as_its_own_agent() {
     assert!(refused.message().contains("alice") && refused.message().contains("bob"), "{}", refused.message());
     let watch_as_bob = pb::WatchQueueRequest { agent_id: "bob".into(), skills: vec!["returns".into()] };
     assert_eq!(alice.watch_queue(watch_as_bob).await.unwrap_err().code(), Code::PermissionDenied);
-    assert_eq!(stored(&server, &handoff_id).await, before);
+    assert_eq!(stored_handoff(&server, &handoff_id).await, before);
 
     // Without an agent id (or with its own) the key acts as its agent.
     let claimed = alice.claim_handoff(claim(&handoff_id, "")).await.unwrap().into_inner();
     assert_eq!((claimed.state(), claimed.agent_id.as_str()), (pb::HandoffState::Claimed, "alice"));
-    let claimed = stored(&server, &handoff_id).await;
+    let claimed = stored_handoff(&server, &handoff_id).await;
     for refused in [
         alice.send_agent_message(message(&handoff_id, "bob", "I am bob")).await.map(|_| ()),
         alice.transfer_handoff(transfer(&handoff_id, "bob")).await.map(|_| ()),
@@ -123,7 +117,7 @@ async fn an_agent_key_acts_only_as_its_own_agent() {
     ] {
         assert_eq!(refused.unwrap_err().code(), Code::PermissionDenied);
     }
-    assert_eq!(stored(&server, &handoff_id).await, claimed, "nothing said or done as bob");
+    assert_eq!(stored_handoff(&server, &handoff_id).await, claimed, "nothing said or done as bob");
     let sent = alice.send_agent_message(message(&handoff_id, "alice", "Hello, this is Alice")).await.unwrap();
     assert_eq!(sent.into_inner().author(), pb::Author::Agent);
     let resolved = alice.resolve_handoff(resolve(&handoff_id, "")).await.unwrap().into_inner();
@@ -139,7 +133,7 @@ async fn an_admin_names_the_agent_it_acts_for_and_the_audit_log_records_it() {
     let server = TestServer::start_on(test_config(dir.path()), store.clone()).await;
     let mut admin = server.agent_admin().await;
     let (_, handoff_id) = queued_handoff(&server, "cust-admin").await;
-    let before = stored(&server, &handoff_id).await;
+    let before = stored_handoff(&server, &handoff_id).await;
     let audited = |entries: &[loket::store::AuditEntry]| {
         entries.iter().filter(|e| e.action == "act_for_agent").map(|e| e.detail.clone()).collect::<Vec<_>>()
     };
@@ -149,7 +143,7 @@ async fn an_admin_names_the_agent_it_acts_for_and_the_audit_log_records_it() {
     assert_eq!(missing.code(), Code::InvalidArgument);
     let no_agent = pb::WatchQueueRequest { agent_id: String::new(), skills: vec!["returns".into()] };
     assert_eq!(admin.watch_queue(no_agent).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(stored(&server, &handoff_id).await, before);
+    assert_eq!(stored_handoff(&server, &handoff_id).await, before);
     assert!(audited(&store.audit_log(100).await.unwrap()).is_empty(), "refused requests are not acts");
 
     let claimed = admin.claim_handoff(claim(&handoff_id, "carol")).await.unwrap().into_inner();
@@ -276,7 +270,7 @@ async fn watching_a_handoff_needs_holding_it() {
     let mut chat_as_agent =
         loket::server::pb::chat_service_client::ChatServiceClient::new(server.authed(&server.keys.agent).await);
     let request = pb::WatchConversationRequest {
-        conversation_id: stored(&server, &handoff_id).await.conversation_id,
+        conversation_id: stored_handoff(&server, &handoff_id).await.conversation_id,
         after_seq: 0,
     };
     assert_eq!(chat_as_agent.watch_conversation(request).await.unwrap_err().code(), Code::PermissionDenied);
@@ -298,6 +292,7 @@ async fn every_agent_rpc(client: &Agent, handoff_id: &str, agent_id: &str, skip:
         "ResolveHandoff",
         "ListHandoffs",
         "GetHandoff",
+        "GetAgent",
     ];
     for rpc in rpcs.into_iter().filter(|rpc| !skip.contains(rpc)) {
         let got = match rpc {
@@ -311,6 +306,7 @@ async fn every_agent_rpc(client: &Agent, handoff_id: &str, agent_id: &str, skip:
             "TransferHandoff" => code(c.transfer_handoff(transfer(handoff_id, agent_id)).await.map(|_| ())),
             "ResolveHandoff" => code(c.resolve_handoff(resolve(handoff_id, agent_id)).await.map(|_| ())),
             "ListHandoffs" => code(c.list_handoffs(pb::ListHandoffsRequest::default()).await.map(|_| ())),
+            "GetAgent" => code(c.get_agent(pb::GetAgentRequest { agent_id: agent_id.into() }).await.map(|_| ())),
             _ => code(c.get_handoff(pb::GetHandoffRequest { handoff_id: handoff_id.into() }).await.map(|_| ())),
         };
         codes.push((rpc, got));
@@ -343,7 +339,7 @@ async fn every_agent_rpc_refuses_bad_callers_and_stale_handoffs_precisely_and_ch
     let mut check = |case: &str, got: Vec<(&'static str, Code)>, expected: &[(&str, Code)]| {
         failures.extend(unexpected(got, expected).into_iter().map(|f| format!("{case}: {f}")));
     };
-    let (held_before, moved_before) = (stored(&server, &held).await, stored(&server, &moved).await);
+    let (held_before, moved_before) = (stored_handoff(&server, &held).await, stored_handoff(&server, &moved).await);
 
     // Another agent's hand-off: it may be read (the whole desk reads the queue), not watched or worked.
     let changes = [("ClaimHandoff", Failed), ("SendAgentMessage", Failed), ("TransferHandoff", Failed)];
@@ -357,6 +353,7 @@ async fn every_agent_rpc_refuses_bad_callers_and_stale_handoffs_precisely_and_ch
         ("SendAgentMessage", Denied),
         ("TransferHandoff", Denied),
         ("ResolveHandoff", Denied),
+        ("GetAgent", Denied),
     ];
     check("bob as alice", every_agent_rpc(&bob, &held, "alice", &[]).await, &as_alice);
     // A transferred hand-off, for the agent who had it (claiming it again would be allowed: it is queued).
@@ -366,7 +363,7 @@ async fn every_agent_rpc_refuses_bad_callers_and_stale_handoffs_precisely_and_ch
     let everything = |code| {
         ["WatchQueue", "WatchHandoff", "ClaimHandoff", "SendAgentMessage", "TransferHandoff", "ResolveHandoff"]
             .into_iter()
-            .chain(["ListHandoffs", "GetHandoff"])
+            .chain(["ListHandoffs", "GetHandoff", "GetAgent"])
             .map(move |rpc| (rpc, code))
             .collect::<Vec<_>>()
     };
@@ -389,15 +386,15 @@ async fn every_agent_rpc_refuses_bad_callers_and_stale_handoffs_precisely_and_ch
         ("GetHandoff", NotFound),
     ];
     check("unknown", every_agent_rpc(&alice, "nope", "", &[]).await, &unknown);
-    assert_eq!(stored(&server, &held).await, held_before, "the held hand-off is as it was");
-    assert_eq!(stored(&server, &moved).await, moved_before, "the transferred hand-off is as it was");
+    assert_eq!(stored_handoff(&server, &held).await, held_before, "the held hand-off is as it was");
+    assert_eq!(stored_handoff(&server, &moved).await, moved_before, "the transferred hand-off is as it was");
 
     // A resolved hand-off, for the agent who resolved it.
     alice.resolve_handoff(resolve(&held, "")).await.unwrap();
-    let resolved_before = stored(&server, &held).await;
+    let resolved_before = stored_handoff(&server, &held).await;
     let resolved = [("WatchHandoff", Denied), changes[0], changes[1], changes[2], ("ResolveHandoff", Failed)];
     check("resolved", every_agent_rpc(&alice, &held, "", &[]).await, &resolved);
-    assert_eq!(stored(&server, &held).await, resolved_before, "the resolved hand-off is as it was");
+    assert_eq!(stored_handoff(&server, &held).await, resolved_before, "the resolved hand-off is as it was");
     assert!(failures.is_empty(), "{failures:#?}");
     server.stop().await;
 }

@@ -104,7 +104,7 @@ impl TestServer {
         let key = |role, name: &str, skills: &[&str]| {
             let access = Arc::clone(&app.access);
             let (name, skills) = (name.to_owned(), skills.iter().map(|s| s.to_string()).collect());
-            async move { access.create_key(&name, role, skills, "test").await.expect("create key").token }
+            async move { access.create_key(&name, role, skills, "", "test").await.expect("create key").token }
         };
         // A restart on the same data directory keeps the keys (and so the conversations' owners): the tokens
         // are kept beside the database, as an operator would keep them.
@@ -184,6 +184,7 @@ impl TestServer {
             name: name.to_owned(),
             role: pb::Role::Agent.into(),
             skills: skills.iter().map(|s| s.to_string()).collect(),
+            display_name: String::new(),
         };
         self.admin().await.create_api_key(request).await.expect("create agent key").into_inner().token
     }
@@ -344,6 +345,12 @@ pub async fn race_to_claim(
     };
     assert_eq!(loser.code(), tonic::Code::FailedPrecondition);
     winner
+}
+
+/// The hand-off as stored, with its transcript (read with the admin key, which may read any).
+pub async fn stored_handoff(server: &TestServer, handoff_id: &str) -> pb::Handoff {
+    let request = pb::GetHandoffRequest { handoff_id: handoff_id.into() };
+    server.agent_admin().await.get_handoff(request).await.unwrap().into_inner()
 }
 
 pub fn message_of(event: &pb::ConversationEvent) -> Option<&pb::Message> {

@@ -5,6 +5,7 @@ mod agents;
 mod browser;
 mod chat;
 mod config;
+mod console;
 mod crash;
 mod dialogue;
 mod evaluation;

@@ -394,8 +394,12 @@ async fn api_keys_and_knowledge_gaps_come_in_pages() {
         if keys.len() == 2 {
             // Later than the harness's keys (the test clock stands still unless moved).
             server.clock.advance(1_000);
-            let request =
-                pb::CreateApiKeyRequest { name: "late".into(), role: pb::Role::Client.into(), skills: vec![] };
+            let request = pb::CreateApiKeyRequest {
+                name: "late".into(),
+                role: pb::Role::Client.into(),
+                skills: vec![],
+                display_name: String::new(),
+            };
             admin.create_api_key(request).await.unwrap();
         }
         token = page.next_page_token;

@@ -1,7 +1,9 @@
 //! The browser side of the port: gRPC-Web over HTTP/1.1, the origin allow-list with its CORS preflight, and the
 //! embedded pages. Requests are written by hand on a plain TCP connection, as a browser would send them.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use loket::server::pb;
 use loket::server::pb::agent_service_client::AgentServiceClient;
@@ -283,6 +285,63 @@ async fn pages_are_embedded_with_content_types_caching_and_a_strict_policy() {
     server.stop().await;
 }
 
+/// The keys of the pages' texts: `KEYS` in web/src/texts.ts.
+fn page_text_keys() -> BTreeSet<String> {
+    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("web/src/texts.ts")).unwrap();
+    let list = &source[source.find("export const KEYS = [").expect("KEYS in texts.ts")..];
+    let list = &list[..list.find("] as const").expect("the end of KEYS")];
+    list.split('"').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn the_pages_texts_are_the_locale_files_ui_texts_key_for_key() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let keys = page_text_keys();
+    assert!(keys.len() > 50 && keys.contains("widget_send") && keys.contains("console_claim"), "{keys:?}");
+    let languages = vec!["nl".to_owned(), "en".to_owned()];
+    for (language, locale) in loket::knowledge::load_locales(&root.join("knowledge-base"), &languages).unwrap() {
+        let ui: BTreeSet<String> = locale.ui.keys().cloned().collect();
+        assert_eq!(ui.difference(&keys).collect::<Vec<_>>(), Vec::<&String>::new(), "{language}: not used by a page");
+        assert_eq!(keys.difference(&ui).collect::<Vec<_>>(), Vec::<&String>::new(), "{language}: missing");
+        assert!(locale.ui.values().all(|text| !text.trim().is_empty()), "{language}: an empty text");
+    }
+    // Keys named in the pages' HTML (`data-t`, `data-t-label`, `data-t-placeholder`) are among them.
+    for entry in std::fs::read_dir(root.join("web/src/pages")).unwrap() {
+        let path = entry.unwrap().path();
+        let html = std::fs::read_to_string(&path).unwrap();
+        for attribute in ["data-t=\"", "data-t-label=\"", "data-t-placeholder=\""] {
+            for used in html.split(attribute).skip(1).map(|rest| &rest[..rest.find('"').unwrap()]) {
+                assert!(keys.contains(used), "{}: {used} is not in KEYS", path.display());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_page_is_served_with_the_texts_of_every_served_language_written_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&dir).await;
+    let page = http1(server.addr, "GET", "/widget", &[], b"").await;
+    let html = String::from_utf8(page.body).unwrap();
+    let start = r#"<script type="application/json" id="loket-page">"#;
+    let block = &html[html.find(start).expect("the data block") + start.len()..];
+    let block: serde_json::Value = serde_json::from_str(&block[..block.find("</script>").unwrap()]).unwrap();
+    assert_eq!(block["default_language"], "nl");
+    assert_eq!(block["max_message_bytes"], 4096);
+    assert_eq!(block["languages"]["nl"]["name"], "Nederlands");
+    assert_eq!(block["languages"]["en"]["texts"]["widget_send"], "Send");
+    assert_eq!(block["languages"]["nl"]["texts"]["widget_send"], "Verstuur");
+    for language in ["nl", "en"] {
+        let texts = block["languages"][language]["texts"].as_object().unwrap();
+        assert_eq!(texts.keys().cloned().collect::<BTreeSet<_>>(), page_text_keys(), "{language}");
+    }
+    // Served as written: its ETag is of these bytes, and HEAD says their length.
+    let head = http1(server.addr, "HEAD", "/widget", &[], b"").await;
+    assert_eq!(head.header("content-length"), Some(html.len().to_string().as_str()));
+    assert_eq!(head.header("etag"), page.headers.iter().find(|(n, _)| n == "etag").map(|(_, v)| v.as_str()));
+    server.stop().await;
+}
+
 #[test]
 fn an_allowed_origin_must_be_an_origin() {
     for bad in ["https://shop.example/", "shop.example", "https://*.shop.example", "https://Shop.example", "http://a:x"]
@@ -322,7 +381,12 @@ async fn page_chat(server: &TestServer, token: &str, origin: Option<&'static str
 }
 
 async fn widget_key(server: &TestServer) -> String {
-    let request = pb::CreateApiKeyRequest { name: "shop widget".into(), role: pb::Role::Widget.into(), skills: vec![] };
+    let request = pb::CreateApiKeyRequest {
+        name: "shop widget".into(),
+        role: pb::Role::Widget.into(),
+        skills: vec![],
+        display_name: String::new(),
+    };
     server.admin().await.create_api_key(request).await.expect("create widget key").into_inner().token
 }
 
@@ -526,10 +590,13 @@ async fn the_first_start_on_loopback_prints_a_working_demo_address_once() {
     let (mut child, address, printed) = serve_binary(dir.path());
     let demo = printed.iter().find_map(|l| l.split_once("/demo#key=")).map(|(_, key)| key.trim().to_owned());
     let key = demo.unwrap_or_else(|| panic!("a demo address in {printed:#?}"));
-    let agent_key = printed.iter().find_map(|l| l.split("demo-agent\"): ").nth(1)).expect("an agent key").trim();
+    let agent_key = printed.iter().find_map(|l| l.split("as \"Demo\"): ").nth(1)).expect("an agent key").trim();
     assert!(printed.iter().any(|l| l.contains(&format!("http://{address}/demo#key="))));
+    assert!(printed.iter().any(|l| l.contains(&format!("http://{address}/agent "))), "the console: {printed:#?}");
+    let console = http1(address.parse().unwrap(), "GET", "/agent", &[], b"").await;
+    assert_eq!(console.status, 200, "the console is served there");
 
-    // The widget key works from loket's own page; the agent key is agent demo-agent's.
+    // The widget key works from loket's own page; the agent key is agent demo-agent's, shown as "Demo".
     let url = format!("http://{address}");
     let channel = Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
     let own_page = Box::leak(url.clone().into_boxed_str());
@@ -539,6 +606,8 @@ async fn the_first_start_on_loopback_prints_a_working_demo_address_once() {
     let mut agent =
         AgentServiceClient::new(InterceptedService::new(channel, Page { token: agent_key.into(), origin: None }));
     agent.list_handoffs(pb::ListHandoffsRequest::default()).await.expect("the demo agent key works");
+    let demo = agent.get_agent(pb::GetAgentRequest::default()).await.unwrap().into_inner();
+    assert_eq!((demo.agent_id.as_str(), demo.display_name.as_str()), ("demo-agent", "Demo"));
     child.kill().unwrap();
     child.wait().unwrap();
 

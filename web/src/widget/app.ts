@@ -1,21 +1,27 @@
-// The chat inside the widget's iframe (served from loket's origin). It starts a conversation with the widget key,
-// keeps the conversation token in this frame's session storage (so a reload keeps the conversation), shows every
-// event of the conversation from WatchConversation (resuming after the last sequence number when the connection
-// drops, so nothing is lost or doubled), and offers the bot's options as buttons. Text is always set as text.
-import { ConnectError, Code } from "@connectrpc/connect";
+// The chat inside the widget's iframe (served from loket's origin). It starts a conversation with the widget key
+// and keeps the conversation token in this frame's session storage, so a reload picks the conversation up again
+// (its transcript, and the stars if the rating question is still open). It shows the bot's replies from the
+// SendMessage response as soon as it arrives and everything else (an agent's messages, state changes) from
+// WatchConversation, resumed after a dropped connection. Its texts come from loket (the locale files), and
+// everything anybody typed is set as text.
+import { Code, type ConnectError } from "@connectrpc/connect";
 import {
-  Author,
+  ChatService,
   type ConversationEvent,
   ConversationState,
   DecisionKind,
   type SendMessageResponse,
 } from "../gen/loket/v1/chat_pb.js";
-import { chatClient } from "../client.js";
-import { type Language, pickLanguage, texts } from "./texts.js";
+import { codeOf, describe, follow } from "../calls.js";
+import { client } from "../client.js";
+import { button, byId, make, sendOnEnter, utf8Length } from "../dom.js";
+import { Texts, pageConfig, pickLanguage } from "../texts.js";
+import { Transcript, authorLabel } from "../transcript.js";
 
+const page = pageConfig();
 const params = new URLSearchParams(location.hash.slice(1));
-const language: Language = pickLanguage(params.get("lang"), navigator.language);
-const t = texts(language);
+const texts = new Texts(page, pickLanguage(page, params.get("lang"), navigator.language));
+const t = texts.t.bind(texts);
 const widgetKey = params.get("key") ?? "";
 const STORAGE = "loket.conversation";
 
@@ -24,96 +30,69 @@ interface Held {
   token: string;
 }
 
+/// The message that could not be sent, with its client message id: sent again unchanged it keeps the id, so loket
+/// stores it once even if the first attempt did arrive. While it is reported, "reconnecting" does not replace that.
+let unsent: { text: string; id: string } | null = null;
 let held: Held | null = JSON.parse(sessionStorage.getItem(STORAGE) ?? "null") as Held | null;
-let lastSeq = 0n;
-const chat = chatClient(() => held?.token ?? widgetKey);
+/// Where the watch resumes: the last event it delivered (or the last message shown when the page loaded).
+let resumeAfter = 0n;
+const chat = client(ChatService, () => held?.token ?? widgetKey);
 
-const log = element("log");
-const options = element("options");
-const form = element("composer") as HTMLFormElement;
-const input = element("text") as HTMLInputElement;
-const status = element("status");
-document.documentElement.lang = language;
-element("title").textContent = t.title;
-log.setAttribute("aria-label", t.log);
-input.setAttribute("aria-label", t.input);
-input.placeholder = t.input;
-element("send").textContent = t.send;
+const options = byId("options");
+const form = byId<HTMLFormElement>("composer");
+const input = byId<HTMLTextAreaElement>("text");
+const status = byId("status");
+const transcript = new Transcript(byId("log"), (message) => authorLabel(texts, message, "widget_you"));
+texts.apply();
+input.maxLength = page.max_message_bytes;
 
-function element(id: string): HTMLElement {
-  const found = document.getElementById(id);
-  if (found === null) throw new Error(`#${id} missing`);
-  return found;
+function forget(): void {
+  sessionStorage.removeItem(STORAGE);
+  held = null;
+  resumeAfter = 0n;
+  transcript.clear();
 }
 
-function authorLabel(author: Author): string {
-  switch (author) {
-    case Author.CUSTOMER:
-      return t.you;
-    case Author.AGENT:
-      return t.agent;
-    case Author.SYSTEM:
-      return t.system;
-    default:
-      return t.bot;
-  }
-}
-
-function show(event: ConversationEvent): void {
-  if (event.seq <= lastSeq) return;
-  lastSeq = event.seq;
+function onEvent(event: ConversationEvent): void {
+  resumeAfter = event.seq;
+  if (status.textContent === t("offline")) status.textContent = "";
   if (event.event.case === "message") {
-    const message = event.event.value;
-    const item = document.createElement("li");
-    item.className = `message ${Author[message.author].toLowerCase()}`;
-    item.dataset.seq = String(event.seq);
-    const who = document.createElement("span");
-    who.className = "author";
-    who.textContent = authorLabel(message.author);
-    const text = document.createElement("p");
-    text.textContent = message.text;
-    item.append(who, text);
-    log.append(item);
+    transcript.add(event.event.value);
   } else if (event.event.case === "stateChange") {
-    const change = event.event.value;
-    if (change.to === ConversationState.RESOLVED) showStars();
-    if (change.to === ConversationState.ENDED) {
+    const to = event.event.value.to;
+    if (to === ConversationState.RESOLVED) showStars();
+    if (to === ConversationState.ENDED) {
       sessionStorage.removeItem(STORAGE);
       form.hidden = true;
     }
   }
-  log.scrollTop = log.scrollHeight;
 }
 
-function button(label: string, onClick: () => void): HTMLButtonElement {
-  const made = document.createElement("button");
-  made.type = "button";
-  made.textContent = label;
-  made.addEventListener("click", onClick);
-  return made;
-}
-
+/// The bot's clarifying options as buttons that answer with the option's number, and the offer of a colleague
+/// as yes and no buttons that answer with their own words (which the bot reads in this language).
 function showOptions(response: SendMessageResponse): void {
   options.replaceChildren();
   const decision = response.decision;
   if (decision === undefined) return;
-  if (decision.kind === DecisionKind.CLARIFY || decision.kind === DecisionKind.MENU) {
-    for (const option of decision.clarifyOptions) options.append(button(option, () => void send(option)));
+  if (decision.kind === DecisionKind.CLARIFY) {
+    decision.clarifyOptions.forEach((id, index) => {
+      const question = decision.faqMatches.find((m) => m.faqId === id)?.question;
+      const label = question === undefined ? String(index + 1) : `${index + 1}. ${question}`;
+      options.append(button(label, () => void send(String(index + 1))));
+    });
   } else if (decision.kind === DecisionKind.OFF_TOPIC) {
-    options.append(button(t.yes, () => void send(language === "nl" ? "ja" : "yes")));
-    options.append(button(t.no, () => void send(language === "nl" ? "nee" : "no")));
+    for (const key of ["widget_yes", "widget_no"] as const) options.append(button(t(key), () => void send(t(key))));
   }
 }
 
 function showStars(): void {
   options.replaceChildren();
-  const group = document.createElement("div");
-  group.className = "stars";
+  const group = make("div", "stars");
   group.setAttribute("role", "group");
-  group.setAttribute("aria-label", t.rate);
+  group.setAttribute("aria-label", t("widget_rate"));
   for (let score = 1; score <= 5; score++) {
     const star = button("★", () => void rate(score));
-    star.setAttribute("aria-label", t.star(score));
+    star.setAttribute("aria-label", t("widget_star", { n: score }));
     group.append(star);
   }
   options.append(group);
@@ -124,61 +103,94 @@ async function rate(score: number): Promise<void> {
   try {
     await chat.rateConversation({ conversationId: held.id, score });
     options.replaceChildren();
-    status.textContent = t.thanks;
+    status.textContent = t("widget_thanks");
   } catch (error) {
-    status.textContent = t.failed + ConnectError.from(error).rawMessage;
+    // Rated already (in another tab, or typed): the stars have nothing left to do.
+    if (codeOf(error) === Code.FailedPrecondition) options.replaceChildren();
+    status.textContent = describe(error, texts);
   }
 }
 
+/// Sends `text` and shows the customer's message and the bot's replies from the response. A message that could not
+/// be sent goes back into the input; sent again as it is, it keeps its client message id.
 async function send(text: string): Promise<void> {
   if (held === null || text.trim() === "") return;
+  if (utf8Length(text) > page.max_message_bytes) {
+    status.textContent = t("widget_too_long");
+    if (input.value === "") input.value = text;
+    return;
+  }
   options.replaceChildren();
+  const clientMessageId = unsent?.text === text ? unsent.id : crypto.randomUUID();
   try {
-    const response = await chat.sendMessage({
-      conversationId: held.id,
-      text,
-      clientMessageId: crypto.randomUUID(),
-    });
+    const response = await chat.sendMessage({ conversationId: held.id, text, clientMessageId });
+    unsent = null;
     status.textContent = "";
+    for (const message of [response.message, ...response.replies]) if (message !== undefined) transcript.add(message);
     showOptions(response);
   } catch (error) {
-    status.textContent = t.failed + ConnectError.from(error).rawMessage;
+    if (input.value === "") input.value = text;
+    unsent = { text, id: clientMessageId };
+    status.textContent = t("widget_not_sent", { reason: describe(error, texts) });
   }
 }
 
-/// Follows the conversation for as long as the frame lives, resuming after the last event shown.
-async function watch(): Promise<void> {
-  for (;;) {
-    if (held === null) return;
-    try {
-      for await (const event of chat.watchConversation({ conversationId: held.id, afterSeq: lastSeq })) {
-        status.textContent = "";
-        show(event);
-      }
-      return;
-    } catch (error) {
-      const code = ConnectError.from(error).code;
-      if (code === Code.Unauthenticated || code === Code.PermissionDenied || code === Code.NotFound) {
-        // The token expired or the conversation is gone: start afresh.
-        sessionStorage.removeItem(STORAGE);
-        held = null;
-        log.replaceChildren();
-        lastSeq = 0n;
-        await start();
-        continue;
-      }
-      status.textContent = t.offline;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+/// Picks the conversation of this frame up again after a reload: its transcript, and the stars if the rating
+/// question is still open. False when there is none to pick up (ended, expired, gone).
+async function resume(): Promise<boolean> {
+  if (held === null) return false;
+  try {
+    const conversation = await chat.getConversation({ conversationId: held.id });
+    if (conversation.state === ConversationState.ENDED) return false;
+    for (const message of conversation.messages) transcript.add(message);
+    resumeAfter = transcript.last();
+    if (conversation.awaitingRating) showStars();
+    return true;
+  } catch (error) {
+    if (refusesConversation(codeOf(error))) {
+      status.textContent = t("widget_expired");
+      return false;
     }
+    throw error;
   }
 }
 
 async function start(): Promise<void> {
-  if (held !== null) return;
-  const started = await chat.startConversation({ language });
-  const id = started.conversation?.conversationId ?? "";
-  held = { id, token: started.conversationToken };
+  forget();
+  const started = await chat.startConversation({ language: texts.language });
+  held = { id: started.conversation?.conversationId ?? "", token: started.conversationToken };
   sessionStorage.setItem(STORAGE, JSON.stringify(held));
+  if (started.greeting !== undefined) transcript.add(started.greeting);
+  resumeAfter = transcript.last();
+}
+
+/// An expired or forged token, or a conversation that is gone: a new conversation is the way on.
+function refusesConversation(code: Code): boolean {
+  return code === Code.Unauthenticated || code === Code.PermissionDenied || code === Code.NotFound;
+}
+
+/// Follows the conversation for as long as the frame lives.
+async function watch(): Promise<void> {
+  for (;;) {
+    if (held === null) return;
+    const conversationId = held.id;
+    const failure: ConnectError | undefined = await follow(
+      () => chat.watchConversation({ conversationId, afterSeq: resumeAfter }),
+      {
+        onItem: onEvent,
+        onRetry: () => {
+          if (unsent === null) status.textContent = t("offline");
+        },
+      },
+    );
+    if (failure === undefined) return;
+    if (!refusesConversation(failure.code)) {
+      status.textContent = describe(failure, texts);
+      return;
+    }
+    status.textContent = t("widget_expired");
+    await start();
+  }
 }
 
 form.addEventListener("submit", (event) => {
@@ -187,9 +199,24 @@ form.addEventListener("submit", (event) => {
   input.value = "";
   void send(text);
 });
+sendOnEnter(input, form);
+// Escape closes the widget; the loader on the shop's page hides the frame and gives the launcher the focus.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && window.parent !== window) window.parent.postMessage({ loket: "close" }, "*");
+});
+// The loader says when the frame is opened: the input gets the focus, so the chat is used by keyboard at once.
+window.addEventListener("message", (event) => {
+  if (event.source === window.parent && (event.data as { loket?: string } | null)?.loket === "open") input.focus();
+});
+// The launcher on the shop's page is labelled in this frame's language (the loader has no texts of its own).
+if (window.parent !== window) {
+  const labels = { loket: "ready", title: t("widget_title"), launcher: t("widget_launcher"), close: t("widget_close") };
+  window.parent.postMessage(labels, "*");
+}
 
-start()
+resume()
+  .then((resumed) => (resumed ? undefined : start()))
   .then(watch)
   .catch((error: unknown) => {
-    status.textContent = t.failed + ConnectError.from(error).rawMessage;
+    status.textContent = describe(error, texts);
   });
