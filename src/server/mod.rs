@@ -112,6 +112,7 @@ pub async fn serve(
         .build_v1()
         .expect("the compiled-in descriptor sets are valid");
     let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
+    let webhooks = Arc::clone(dialogue.webhooks());
     let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
     let limits = dialogue.config().limits.clone();
     let web = crate::web::WebLayer::new(&dialogue.config().web);
@@ -142,7 +143,7 @@ pub async fn serve(
         gate("KnowledgeService", &[Role::Editor, Role::Admin]),
     );
     let admin = InterceptedService::new(
-        pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(Arc::clone(&access)))
+        pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(Arc::clone(&access), webhooks))
             .max_decoding_message_size(max_decoding),
         gate("AdminService", &[Role::Admin]),
     );

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
 use super::recent::Recent;
-use super::sqlite::{insert_events, insert_gap, save_conversations, save_handoff};
+use super::sqlite::{insert_deliveries, insert_events, insert_gap, save_conversations, save_handoff};
+use super::{NewDelivery, StoreError};
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
 use crate::knowledge::gaps::Gap;
 
@@ -27,6 +27,7 @@ pub(super) struct OwnedCommit {
     pub turn: Option<Turn>,
     pub handoff: Option<(Handoff, Option<HandoffState>)>,
     pub gap: Option<Gap>,
+    pub deliveries: Vec<NewDelivery>,
 }
 
 struct Job {
@@ -87,6 +88,9 @@ async fn write_all(
             insert_gap(&mut tx, gap).await?;
         }
     }
+    // After the conversations they refer to; in commit order, which is the order they are delivered in.
+    let deliveries: Vec<&NewDelivery> = commits.iter().flat_map(|c| &c.deliveries).collect();
+    insert_deliveries(&mut tx, &deliveries).await?;
     tx.commit().await?;
     recent.remember(since, conversations);
     Ok(())

@@ -23,3 +23,4 @@ mod postgres;
 mod protocol;
 mod replicas;
 mod web;
+mod webhooks;
