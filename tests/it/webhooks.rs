@@ -494,6 +494,10 @@ async fn failing_receivers_end_as_failed_deliveries_with_their_reason_which_are_
         loket::server::pb::admin_service_client::AdminServiceClient::new(server.authed(&server.keys.client).await);
     let denied = client.list_failed_deliveries(pb::ListFailedDeliveriesRequest::default()).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    // Erasing the customer erases what is kept about them for webhooks too.
+    admin.erase_customer(pb::EraseCustomerRequest { customer_id: "customer-1".into() }).await.unwrap();
+    let left = admin.list_failed_deliveries(pb::ListFailedDeliveriesRequest::default()).await.unwrap().into_inner();
+    assert!(left.deliveries.is_empty(), "{left:?}");
     server.stop().await;
 }
 
