@@ -89,7 +89,8 @@ pub struct WebhookDeliveryConfig {
     pub backoff_base_ms: u64,
     /// ... up to this many milliseconds.
     pub backoff_max_ms: u64,
-    /// Deliveries this replica posts at once (one conversation's events always one after the other).
+    /// Deliveries this replica posts at once to each webhook (one conversation's events always one after the
+    /// other): a receiver that hangs holds up only its own.
     pub concurrency: usize,
     /// How often the outbox is looked at when nothing woke the deliverer (retries falling due, events committed
     /// through another replica), in milliseconds.

@@ -22,7 +22,7 @@ CREATE TABLE webhook_deliveries (
     last_error      TEXT,                              -- why the last attempt failed
     updated_at      BIGINT NOT NULL
 );
-CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (seq) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook, seq) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (webhook, ordering_key, seq) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_failed ON webhook_deliveries (updated_at DESC, id DESC) WHERE state = 'failed';
 CREATE INDEX webhook_deliveries_by_conversation ON webhook_deliveries (conversation_id);

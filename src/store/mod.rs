@@ -442,17 +442,22 @@ pub trait Store: Send + Sync + 'static {
     /// The conversations created in `[start, end)` (Unix milliseconds) with their hand-offs and turns.
     async fn stats_records(&self, start: i64, end: i64) -> Result<StatsRecords, StoreError>;
 
-    /// Claims up to `limit` webhook deliveries that are due at `now`, not leased, and first in line for their
-    /// webhook and ordering key (no earlier delivery of the key still pending), oldest first: each is leased to
-    /// `owner` until `lease_until` and its attempt count raised, so no other deliverer takes it meanwhile and no
-    /// attempt number is used twice. With PostgreSQL several replicas claim at once; each delivery goes to one.
+    /// Claims up to `limit` deliveries to `webhook` that are due at `now`, not leased, and first in line for their
+    /// ordering key (no earlier delivery of the key still pending), oldest first: each is leased to `owner` until
+    /// `lease_until` and its attempt count raised, so no other deliverer takes it meanwhile and no attempt number
+    /// is used twice. With PostgreSQL several replicas claim at once; each delivery goes to one.
     async fn claim_deliveries(
         &self,
         owner: &str,
+        webhook: &str,
         now: i64,
         lease_until: i64,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Marks the pending deliveries of every webhook not in `configured` as failed (the webhook was removed from
+    /// the configuration), so they are listed and can be redelivered once it is back. Returns how many.
+    async fn fail_unconfigured_deliveries(&self, configured: &[String], now: i64) -> Result<u64, StoreError>;
 
     /// Records how attempts ended, all in one transaction: delivered ones are removed, the others rescheduled or
     /// kept as failed (with `now` as their time), each only if no later claim numbered another attempt meanwhile.

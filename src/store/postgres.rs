@@ -984,6 +984,7 @@ impl Store for PgStore {
     async fn claim_deliveries(
         &self,
         owner: &str,
+        webhook: &str,
         now: i64,
         lease_until: i64,
         limit: u32,
@@ -992,7 +993,8 @@ impl Store for PgStore {
         // another replica claimed and committed meanwhile is re-checked against its new lease and left alone.
         let rows = sqlx::query(
             "WITH due AS (SELECT d.seq FROM webhook_deliveries d \
-                 WHERE d.state = 'pending' AND d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3) \
+                 WHERE d.state = 'pending' AND d.webhook = $5 AND d.next_attempt_at <= $3 \
+                 AND (d.lease_until IS NULL OR d.lease_until <= $3) \
                  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.state = 'pending' \
                      AND e.webhook = d.webhook AND e.ordering_key = d.ordering_key AND e.seq < d.seq) \
                  ORDER BY d.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
@@ -1003,6 +1005,7 @@ impl Store for PgStore {
         .bind(lease_until)
         .bind(now)
         .bind(i64::from(limit))
+        .bind(webhook)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed: Vec<(i64, Delivery)> = rows
@@ -1090,6 +1093,19 @@ impl Store for PgStore {
         }
         super::finish(tx).await?;
         Ok(count)
+    }
+
+    async fn fail_unconfigured_deliveries(&self, configured: &[String], now: i64) -> Result<u64, StoreError> {
+        let failed = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'failed', last_error = 'the webhook is no longer configured', \
+             updated_at = $1, lease_owner = NULL, lease_until = NULL \
+             WHERE state = 'pending' AND NOT (webhook = ANY($2))",
+        )
+        .bind(now)
+        .bind(configured)
+        .execute(&self.pool)
+        .await?;
+        Ok(failed.rows_affected())
     }
 
     async fn outbox_depth(&self) -> Result<Vec<OutboxDepth>, StoreError> {

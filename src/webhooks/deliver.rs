@@ -33,20 +33,30 @@ pub(super) async fn run(webhooks: Arc<Webhooks>) {
     if let Err(error) = store.release_delivery_leases().await {
         warn!(%error, "webhook delivery leases not released: what a stopped process claimed waits for its lease");
     }
+    let names: Vec<String> = webhooks.names().map(str::to_owned).collect();
+    match store.fail_unconfigured_deliveries(&names, now()).await {
+        Ok(0) => {}
+        Ok(failed) => warn!(failed, "deliveries to webhooks no longer configured are kept as failed"),
+        Err(error) => warn!(%error, "deliveries to webhooks no longer configured not marked failed"),
+    }
     let client = Client::new(settings.allow_private_addresses, settings.concurrency);
     let longest = webhooks.targets.iter().map(|t| t.timeout).max().unwrap_or_default();
     let lease = (longest + LEASE_MARGIN).as_millis() as i64;
     let concurrency = settings.concurrency;
-    info!(webhooks = ?webhooks.names().collect::<Vec<_>>(), concurrency, "webhook deliverer started");
+    info!(webhooks = ?names, concurrency, "webhook deliverer started");
 
-    let mut running: JoinSet<AttemptOutcome> = JoinSet::new();
+    // Each webhook has `concurrency` slots of its own, so a receiver that hangs ties up only its own deliveries.
+    let mut in_flight = vec![0_usize; webhooks.targets.len()];
+    let mut running: JoinSet<(usize, AttemptOutcome)> = JoinSet::new();
     let mut finished: Vec<AttemptOutcome> = Vec::new();
     let mut poll = tokio::time::interval(Duration::from_millis(settings.poll_ms));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut store_failing = false;
+    // Woken by a commit or the poll (rather than by an attempt ending): look for work in every free slot.
+    let mut looking = true;
     loop {
         while let Some(joined) = running.try_join_next() {
-            collect(joined, &mut finished);
+            collect(joined, &mut in_flight, &mut finished);
         }
         // Outcomes first: the next delivery of a conversation is claimable only once the one before it is recorded.
         if !finished.is_empty() {
@@ -62,41 +72,55 @@ pub(super) async fn run(webhooks: Arc<Webhooks>) {
                 }
             }
         }
-        let free = concurrency - running.len();
-        // Claims in batches (half the slots free, or all), not one per finished attempt.
-        if free > 0 && (running.is_empty() || free * 2 >= concurrency) {
+        for (index, target) in webhooks.targets.iter().enumerate() {
+            let free = concurrency - in_flight[index];
+            // After an attempt ends, claim in batches (half the slots free, or all) rather than one by one.
+            if free == 0 || !(looking || in_flight[index] == 0 || free * 2 >= concurrency) {
+                continue;
+            }
             let at = now();
-            match store.claim_deliveries(&owner, at, at + lease, free as u32).await {
+            match store.claim_deliveries(&owner, &target.name, at, at + lease, free as u32).await {
                 Ok(claimed) => {
                     store_failing = false;
                     for delivery in claimed {
-                        let target = webhooks.targets.iter().find(|t| t.name == delivery.webhook).cloned();
-                        running.spawn(attempt(client.clone(), target, delivery, Arc::clone(&settings)));
+                        in_flight[index] += 1;
+                        let attempt = attempt(client.clone(), Arc::clone(target), delivery, Arc::clone(&settings));
+                        running.spawn(async move { (index, attempt.await) });
                     }
                 }
                 Err(error) => {
                     if !std::mem::replace(&mut store_failing, true) {
                         warn!(%error, "webhook deliveries not claimed: retrying");
                     }
+                    break;
                 }
             }
         }
-        tokio::select! {
+        looking = tokio::select! {
             joined = running.join_next(), if !running.is_empty() => {
                 if let Some(joined) = joined {
-                    collect(joined, &mut finished);
+                    collect(joined, &mut in_flight, &mut finished);
                 }
+                false
             }
-            () = webhooks.wake.notified() => {}
-            _ = poll.tick() => {}
-        }
+            () = webhooks.wake.notified() => true,
+            _ = poll.tick() => true,
+        };
     }
 }
 
-fn collect(joined: Result<AttemptOutcome, tokio::task::JoinError>, finished: &mut Vec<AttemptOutcome>) {
+fn collect(
+    joined: Result<(usize, AttemptOutcome), tokio::task::JoinError>,
+    in_flight: &mut [usize],
+    finished: &mut Vec<AttemptOutcome>,
+) {
     match joined {
-        Ok(outcome) => finished.push(outcome),
-        // The delivery stays leased and is tried again once its lease expires.
+        Ok((index, outcome)) => {
+            in_flight[index] -= 1;
+            finished.push(outcome);
+        }
+        // Only a panic gets here (the set is never aborted while the loop runs): the slot stays taken, and the
+        // delivery leased until its lease expires and it is tried again.
         Err(error) => warn!(%error, "a webhook attempt ended abnormally"),
     }
 }
@@ -104,20 +128,14 @@ fn collect(joined: Result<AttemptOutcome, tokio::task::JoinError>, finished: &mu
 /// One attempt: posts the delivery and says how it ended.
 async fn attempt(
     client: Client,
-    target: Option<Arc<Target>>,
+    target: Arc<Target>,
     delivery: Delivery,
     settings: Arc<WebhookDeliveryConfig>,
 ) -> AttemptOutcome {
     let round = delivery.attempts.saturating_sub(delivery.attempts_before).max(1);
-    let error = match target {
-        None => {
-            let error = format!("webhook {:?} is no longer configured", delivery.webhook);
-            return finish(&delivery, round, AttemptResult::Failed { error });
-        }
-        Some(target) => match post(&client, &target, &delivery).await {
-            Ok(()) => return finish(&delivery, round, AttemptResult::Delivered),
-            Err(error) => error,
-        },
+    let error = match post(&client, &target, &delivery).await {
+        Ok(()) => return finish(&delivery, round, AttemptResult::Delivered),
+        Err(error) => error,
     };
     let result = if round >= settings.max_attempts {
         AttemptResult::Failed { error }

@@ -666,3 +666,60 @@ async fn two_replicas_on_one_postgres_deliver_each_event_exactly_once() {
     }
     let _ = (a.kill(), b.kill(), a.wait(), b.wait());
 }
+
+#[tokio::test]
+async fn a_hanging_receiver_holds_up_only_its_own_webhook() {
+    let stuck = Receiver::start(Behaviour::Hang).await;
+    let fine = Receiver::start(Behaviour::Accept).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut slow = webhook("stuck", &stuck.url(), &["handoff.created"]);
+    slow.timeout_ms = 20_000;
+    let mut config = config_with(dir.path(), vec![slow, webhook("fine", &fine.url(), &["handoff.created"])]);
+    // One slot per webhook: the stuck receiver ties its slot up for 20 s per attempt.
+    config.webhook_delivery.concurrency = 1;
+    let server = TestServer::start(config).await;
+    let mut chat = server.chat().await;
+    for n in 0..3 {
+        ask_for_a_person(&mut chat, &format!("customer-{n}")).await;
+    }
+    fine.wait_for(Duration::from_secs(5), "the other webhook's 3 events", |got| got.len() == 3).await;
+    assert_eq!(stuck.received().len(), 1, "one attempt at a time to the stuck receiver");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_to_a_webhook_removed_from_the_configuration_are_kept_as_failed() {
+    let mut gone = Receiver::start(Behaviour::Accept).await;
+    gone.stop();
+    let staying = Receiver::start(Behaviour::Accept).await;
+    let dir = tempfile::tempdir().unwrap();
+    let both = vec![
+        webhook("gone", &gone.url(), &["handoff.created"]),
+        webhook("staying", &staying.url(), &["handoff.created"]),
+    ];
+    let mut config = config_with(dir.path(), both);
+    config.webhook_delivery.backoff_base_ms = 60_000;
+    config.webhook_delivery.backoff_max_ms = 60_000;
+    let server = TestServer::start(config).await;
+    let mut chat = server.chat().await;
+    ask_for_a_person(&mut chat, "customer-1").await;
+    staying.wait_for(Duration::from_secs(5), "the event", |got| got.len() == 1).await;
+    server.stop().await;
+
+    let server =
+        TestServer::start(config_with(dir.path(), vec![webhook("staying", &staying.url(), &["handoff.created"])]))
+            .await;
+    let mut admin = server.admin().await;
+    let started = Instant::now();
+    let failed = loop {
+        let list = admin.list_failed_deliveries(pb::ListFailedDeliveriesRequest::default()).await.unwrap().into_inner();
+        if !list.deliveries.is_empty() {
+            break list.deliveries;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the removed webhook's delivery is listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((failed.len(), failed[0].webhook.as_str()), (1, "gone"));
+    assert_eq!(failed[0].last_error, "the webhook is no longer configured");
+    server.stop().await;
+}
