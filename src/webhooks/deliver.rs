@@ -19,6 +19,9 @@ use crate::store::{AttemptOutcome, AttemptResult, Delivery};
 /// A lease outlasts the longest attempt by this much, so a live deliverer's claim never expires under it; a dead
 /// replica's claims come back this long after its attempts would have timed out.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// How long an ended attempt may wait to be recorded with others: one transaction for several outcomes, where a
+/// commit costs a disk flush (PostgreSQL), at a few milliseconds' delay for the next event of the conversation.
+const RECORD_DELAY: Duration = Duration::from_millis(10);
 
 /// The wall clock, in Unix milliseconds. Leases, backoff and signatures are about real time, shared with other
 /// replicas and receivers; the injected domain clock (which tests hold still) stamps only the events themselves.
@@ -47,8 +50,12 @@ pub(super) async fn run(webhooks: Arc<Webhooks>) {
 
     // Each webhook has `concurrency` slots of its own, so a receiver that hangs ties up only its own deliveries.
     let mut in_flight = vec![0_usize; webhooks.targets.len()];
+    // Whose attempts ended since the last look: only they can have become claimable by it.
+    let mut ended = vec![false; webhooks.targets.len()];
     let mut running: JoinSet<(usize, AttemptOutcome)> = JoinSet::new();
     let mut finished: Vec<AttemptOutcome> = Vec::new();
+    // When the oldest outcome in `finished` ended.
+    let mut finished_since: Option<tokio::time::Instant> = None;
     let mut poll = tokio::time::interval(Duration::from_millis(settings.poll_ms));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut store_failing = false;
@@ -56,12 +63,22 @@ pub(super) async fn run(webhooks: Arc<Webhooks>) {
     let mut looking = true;
     loop {
         while let Some(joined) = running.try_join_next() {
-            collect(joined, &mut in_flight, &mut finished);
+            collect(joined, &mut in_flight, &mut ended, &mut finished);
         }
-        // Outcomes first: the next delivery of a conversation is claimable only once the one before it is recorded.
-        if !finished.is_empty() {
+        if !finished.is_empty() && finished_since.is_none() {
+            finished_since = Some(tokio::time::Instant::now());
+        }
+        // Outcomes first: the next delivery of a conversation is claimable only once the one before it is
+        // recorded. Together, when more attempts are about to end.
+        let record = running.is_empty()
+            || finished.len() * 2 >= concurrency
+            || finished_since.is_some_and(|since| since.elapsed() >= RECORD_DELAY);
+        if !finished.is_empty() && record {
             match store.record_attempts(&finished, now()).await {
-                Ok(()) => finished.clear(),
+                Ok(()) => {
+                    finished.clear();
+                    finished_since = None;
+                }
                 Err(error) => {
                     // Kept and recorded later; until then their leases keep them from being sent again.
                     if !std::mem::replace(&mut store_failing, true) {
@@ -75,7 +92,8 @@ pub(super) async fn run(webhooks: Arc<Webhooks>) {
         for (index, target) in webhooks.targets.iter().enumerate() {
             let free = concurrency - in_flight[index];
             // After an attempt ends, claim in batches (half the slots free, or all) rather than one by one.
-            if free == 0 || !(looking || in_flight[index] == 0 || free * 2 >= concurrency) {
+            let batch = std::mem::take(&mut ended[index]) && (in_flight[index] == 0 || free * 2 >= concurrency);
+            if free == 0 || !(looking || batch) {
                 continue;
             }
             let at = now();
@@ -99,12 +117,14 @@ pub(super) async fn run(webhooks: Arc<Webhooks>) {
         looking = tokio::select! {
             joined = running.join_next(), if !running.is_empty() => {
                 if let Some(joined) = joined {
-                    collect(joined, &mut in_flight, &mut finished);
+                    collect(joined, &mut in_flight, &mut ended, &mut finished);
                 }
                 false
             }
             () = webhooks.wake.notified() => true,
             _ = poll.tick() => true,
+            () = tokio::time::sleep_until(finished_since.unwrap_or_else(tokio::time::Instant::now) + RECORD_DELAY),
+                if finished_since.is_some() => false,
         };
     }
 }
@@ -112,11 +132,13 @@ pub(super) async fn run(webhooks: Arc<Webhooks>) {
 fn collect(
     joined: Result<(usize, AttemptOutcome), tokio::task::JoinError>,
     in_flight: &mut [usize],
+    ended: &mut [bool],
     finished: &mut Vec<AttemptOutcome>,
 ) {
     match joined {
         Ok((index, outcome)) => {
             in_flight[index] -= 1;
+            ended[index] = true;
             finished.push(outcome);
         }
         // Only a panic gets here (the set is never aborted while the loop runs): the slot stays taken, and the
