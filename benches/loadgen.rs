@@ -688,8 +688,8 @@ async fn run(args: Args, server: Handle) -> anyhow::Result<()> {
             [] => {
                 let webhook = match args.webhook {
                     true => {
-                        // On the server runtime: its CPU counts as the server's, as a receiver on this host would.
-                        let receiver = server.spawn(receiver::Receiver::start()).await??;
+                        // On the customers' runtime: the server runtime's CPU stays loket's own, deliverer included.
+                        let receiver = receiver::Receiver::start().await?;
                         let url = receiver.url();
                         webhooks = Some(receiver);
                         Some(url)

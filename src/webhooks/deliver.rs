@@ -22,6 +22,9 @@ const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// How long an ended attempt may wait to be recorded with others: one transaction for several outcomes, where a
 /// commit costs a disk flush (PostgreSQL), at a few milliseconds' delay for the next event of the conversation.
 const RECORD_DELAY: Duration = Duration::from_millis(10);
+/// How long the deliverer, woken by a commit, waits for more commits before it claims: one claim for the events
+/// of several turns instead of a write transaction per event, which other writers would wait for.
+const WAKE_DELAY: Duration = Duration::from_millis(10);
 
 /// The wall clock, in Unix milliseconds. Leases, backoff and signatures are about real time, shared with other
 /// replicas and receivers; the injected domain clock (which tests hold still) stamps only the events themselves.
@@ -121,7 +124,10 @@ pub(super) async fn run(webhooks: Arc<Webhooks>) {
                 }
                 false
             }
-            () = webhooks.wake.notified() => true,
+            () = webhooks.wake.notified() => {
+                tokio::time::sleep(WAKE_DELAY).await;
+                true
+            }
             _ = poll.tick() => true,
             () = tokio::time::sleep_until(finished_since.unwrap_or_else(tokio::time::Instant::now) + RECORD_DELAY),
                 if finished_since.is_some() => false,
