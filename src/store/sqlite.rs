@@ -329,6 +329,83 @@ pub(super) async fn insert_deliveries(
     Ok(())
 }
 
+/// What a deliverer claims (see [`super::Store::claim_deliveries`]).
+pub(super) struct Claim {
+    pub owner: String,
+    pub webhook: String,
+    pub now: i64,
+    pub lease_until: i64,
+    pub limit: u32,
+}
+
+/// Claims deliveries on the writer's connection (the group-commit task runs it between its batches).
+pub(super) async fn claim_deliveries(
+    connection: &mut sqlx::SqliteConnection,
+    claim: &Claim,
+) -> Result<Vec<Delivery>, StoreError> {
+    // One statement, so the claim takes the write lock at once (no read-then-write upgrade to fail).
+    let rows = sqlx::query(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_owner = ?1, lease_until = ?2 \
+         WHERE seq IN (SELECT d.seq FROM webhook_deliveries d \
+             WHERE d.state = 'pending' AND d.webhook = ?5 AND d.next_attempt_at <= ?3 \
+             AND (d.lease_until IS NULL OR d.lease_until <= ?3) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.state = 'pending' \
+                 AND e.webhook = d.webhook AND e.ordering_key = d.ordering_key AND e.seq < d.seq) \
+             ORDER BY d.seq LIMIT ?4) \
+         RETURNING *",
+    )
+    .bind(&claim.owner)
+    .bind(claim.lease_until)
+    .bind(claim.now)
+    .bind(i64::from(claim.limit))
+    .bind(&claim.webhook)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut claimed: Vec<(i64, Delivery)> =
+        rows.iter().map(|row| Ok((row.try_get("seq")?, delivery_from_row(row)?))).collect::<Result<_, StoreError>>()?;
+    claimed.sort_by_key(|(seq, _)| *seq);
+    Ok(claimed.into_iter().map(|(_, delivery)| delivery).collect())
+}
+
+/// Records attempts' outcomes in one transaction on the writer's connection.
+pub(super) async fn record_attempts(
+    connection: &mut sqlx::SqliteConnection,
+    outcomes: &[AttemptOutcome],
+    now: i64,
+) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let delivered: Vec<&str> =
+        outcomes.iter().filter(|o| o.result == AttemptResult::Delivered).map(|o| o.delivery_id.as_str()).collect();
+    let mut tx = connection.begin().await?;
+    if !delivered.is_empty() {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(to_json(&delivered)?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for outcome in outcomes {
+        let (state, next, error) = match &outcome.result {
+            AttemptResult::Delivered => continue,
+            AttemptResult::Retry { at, error } => ("pending", *at, error),
+            AttemptResult::Failed { error } => ("failed", 0, error),
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, last_error = ?, updated_at = ?, \
+             lease_owner = NULL, lease_until = NULL WHERE id = ? AND attempts = ?",
+        )
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .bind(now)
+        .bind(&outcome.delivery_id)
+        .bind(i64::from(outcome.attempt))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 fn delivery_from_row(row: &SqliteRow) -> Result<Delivery, StoreError> {
     Ok(Delivery {
         id: row.try_get("id")?,
@@ -901,66 +978,15 @@ impl Store for SqliteStore {
         lease_until: i64,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        // One statement, so the claim takes the write lock at once (no read-then-write upgrade to fail).
-        let rows = sqlx::query(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_owner = ?1, lease_until = ?2 \
-             WHERE seq IN (SELECT d.seq FROM webhook_deliveries d \
-                 WHERE d.state = 'pending' AND d.webhook = ?5 AND d.next_attempt_at <= ?3 \
-                 AND (d.lease_until IS NULL OR d.lease_until <= ?3) \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.state = 'pending' \
-                     AND e.webhook = d.webhook AND e.ordering_key = d.ordering_key AND e.seq < d.seq) \
-                 ORDER BY d.seq LIMIT ?4) \
-             RETURNING *",
-        )
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
-        .bind(i64::from(limit))
-        .bind(webhook)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut claimed: Vec<(i64, Delivery)> = rows
-            .iter()
-            .map(|row| Ok((row.try_get("seq")?, delivery_from_row(row)?)))
-            .collect::<Result<_, StoreError>>()?;
-        claimed.sort_by_key(|(seq, _)| *seq);
-        Ok(claimed.into_iter().map(|(_, delivery)| delivery).collect())
+        let claim = Claim { owner: owner.to_owned(), webhook: webhook.to_owned(), now, lease_until, limit };
+        self.writer.claim(claim).await
     }
 
     async fn record_attempts(&self, outcomes: &[AttemptOutcome], now: i64) -> Result<(), StoreError> {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let delivered: Vec<&str> =
-            outcomes.iter().filter(|o| o.result == AttemptResult::Delivered).map(|o| o.delivery_id.as_str()).collect();
-        let mut tx = self.pool.begin().await?;
-        if !delivered.is_empty() {
-            sqlx::query("DELETE FROM webhook_deliveries WHERE id IN (SELECT value FROM json_each(?))")
-                .bind(to_json(&delivered)?)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for outcome in outcomes {
-            let (state, next, error) = match &outcome.result {
-                AttemptResult::Delivered => continue,
-                AttemptResult::Retry { at, error } => ("pending", *at, error),
-                AttemptResult::Failed { error } => ("failed", 0, error),
-            };
-            sqlx::query(
-                "UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, last_error = ?, updated_at = ?, \
-                 lease_owner = NULL, lease_until = NULL WHERE id = ? AND attempts = ?",
-            )
-            .bind(state)
-            .bind(next)
-            .bind(error)
-            .bind(now)
-            .bind(&outcome.delivery_id)
-            .bind(i64::from(outcome.attempt))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.writer.record(outcomes.to_vec(), now).await
     }
 
     async fn failed_deliveries(
