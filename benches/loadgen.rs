@@ -102,6 +102,9 @@ struct Args {
     /// (BENCHMARKS.md: what webhook delivery adds to SendMessage).
     #[arg(long)]
     webhook: bool,
+    /// The events that webhook subscribes to (comma-separated); default all seven.
+    #[arg(long, value_delimiter = ',')]
+    webhook_events: Vec<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -162,15 +165,18 @@ async fn start_loket(
     server: &Handle,
     data_dir: PathBuf,
     nodelay: bool,
-    webhook: Option<String>,
+    webhook: Option<(String, Vec<String>)>,
 ) -> anyhow::Result<Running> {
     let mut config = Config::default();
-    if let Some(url) = webhook {
+    if let Some((url, mut events)) = webhook {
+        if events.is_empty() {
+            events = loket::webhooks::EventType::ALL.iter().map(|e| e.as_str().to_owned()).collect();
+        }
         config.webhooks = vec![loket::config::WebhookConfig {
             name: "bench".into(),
             url,
             secret: "a-benchmark-webhook-secret-of-32-bytes".into(),
-            events: loket::webhooks::EventType::ALL.iter().map(|e| e.as_str().to_owned()).collect(),
+            events,
             timeout_ms: 5000,
         }];
         config.webhook_delivery.allow_private_addresses = true;
@@ -692,7 +698,7 @@ async fn run(args: Args, server: Handle) -> anyhow::Result<()> {
                         let receiver = receiver::Receiver::start().await?;
                         let url = receiver.url();
                         webhooks = Some(receiver);
-                        Some(url)
+                        Some((url, args.webhook_events.clone()))
                     }
                     false => None,
                 };
@@ -720,7 +726,8 @@ async fn run(args: Args, server: Handle) -> anyhow::Result<()> {
         }
         if let Some(receiver) = webhooks {
             let (requests, events) = receiver.counts();
-            println!("webhook receiver: {requests} requests, {events} distinct events (every event type subscribed)");
+            let subscribed = if args.webhook_events.is_empty() { "all".into() } else { args.webhook_events.join(",") };
+            println!("webhook receiver: {requests} requests, {events} distinct events (subscribed: {subscribed})");
         }
     }
     if matches!(args.run, Which::Echo | Which::Both) {
