@@ -19,12 +19,14 @@ use crate::store::{AttemptOutcome, AttemptResult, Delivery};
 /// A lease outlasts the longest attempt by this much, so a live deliverer's claim never expires under it; a dead
 /// replica's claims come back this long after its attempts would have timed out.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
-/// How long an ended attempt may wait to be recorded with others: one transaction for several outcomes, where a
-/// commit costs a disk flush (PostgreSQL), at a few milliseconds' delay for the next event of the conversation.
-const RECORD_DELAY: Duration = Duration::from_millis(10);
+/// How long an ended attempt may wait to be recorded with others: one transaction for several outcomes. Every
+/// write of the deliverer is one the turns' commits queue behind (SQLite has one writer; a PostgreSQL commit
+/// waits for the disk), so fewer and larger ones, at a delay a receiver does not notice for the next event of
+/// the conversation.
+const RECORD_DELAY: Duration = Duration::from_millis(50);
 /// How long the deliverer, woken by a commit, waits for more commits before it claims: one claim for the events
-/// of several turns instead of a write transaction per event, which other writers would wait for.
-const WAKE_DELAY: Duration = Duration::from_millis(10);
+/// of many turns instead of a write per event.
+const WAKE_DELAY: Duration = Duration::from_millis(50);
 
 /// The wall clock, in Unix milliseconds. Leases, backoff and signatures are about real time, shared with other
 /// replicas and receivers; the injected domain clock (which tests hold still) stamps only the events themselves.
