@@ -4,9 +4,13 @@
 //! loket/echo ratio. Loopback only, bounded in time.
 //!
 //! `cargo bench --bench loadgen -- [--concurrency 64] [--duration 20s] [--channels 4] [--target URL]... ...`
+//! With `--webhook` the in-process loket posts every event to a receiver in this process, for what delivery
+//! adds to `SendMessage`.
 
 #[path = "support/phrasings.rs"]
 mod phrasings;
+#[path = "support/receiver.rs"]
+mod receiver;
 #[path = "support/rng.rs"]
 mod rng;
 
@@ -94,6 +98,13 @@ struct Args {
     /// connections). Off by default, as `loket serve` ships: `TcpIncoming::from(listener)` leaves Nagle on.
     #[arg(long)]
     nodelay: bool,
+    /// Configure the in-process loket with a webhook for every event, posted to a receiver in this process
+    /// (BENCHMARKS.md: what webhook delivery adds to SendMessage).
+    #[arg(long)]
+    webhook: bool,
+    /// The events that webhook subscribes to (comma-separated); default all seven.
+    #[arg(long, value_delimiter = ',')]
+    webhook_events: Vec<String>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -149,8 +160,27 @@ async fn listen(nodelay: bool) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-async fn start_loket(server: &Handle, data_dir: PathBuf, nodelay: bool) -> anyhow::Result<Running> {
+/// Starts loket in this process; with `webhook`, every event is also posted to that URL.
+async fn start_loket(
+    server: &Handle,
+    data_dir: PathBuf,
+    nodelay: bool,
+    webhook: Option<(String, Vec<String>)>,
+) -> anyhow::Result<Running> {
     let mut config = Config::default();
+    if let Some((url, mut events)) = webhook {
+        if events.is_empty() {
+            events = loket::webhooks::EventType::ALL.iter().map(|e| e.as_str().to_owned()).collect();
+        }
+        config.webhooks = vec![loket::config::WebhookConfig {
+            name: "bench".into(),
+            url,
+            secret: "a-benchmark-webhook-secret-of-32-bytes".into(),
+            events,
+            timeout_ms: 5000,
+        }];
+        config.webhook_delivery.allow_private_addresses = true;
+    }
     config.knowledge.dir = phrasings::manifest_dir().join("knowledge-base");
     config.storage.data_dir = data_dir;
     // The generator measures the service, not the gate: no keys, no rate limits (loopback only).
@@ -659,9 +689,20 @@ async fn run(args: Args, server: Handle) -> anyhow::Result<()> {
 
     if matches!(args.run, Which::Loket | Which::Both) {
         let data_dir = tempfile::tempdir()?;
+        let mut webhooks = None;
         let (urls, running, name) = match &args.target[..] {
             [] => {
-                let running = start_loket(&server, data_dir.path().to_owned(), args.nodelay).await?;
+                let webhook = match args.webhook {
+                    true => {
+                        // On the customers' runtime: the server runtime's CPU stays loket's own, deliverer included.
+                        let receiver = receiver::Receiver::start().await?;
+                        let url = receiver.url();
+                        webhooks = Some(receiver);
+                        Some((url, args.webhook_events.clone()))
+                    }
+                    false => None,
+                };
+                let running = start_loket(&server, data_dir.path().to_owned(), args.nodelay, webhook).await?;
                 (vec![running.url.clone()], Some(running), "loket (in-process)".to_owned())
             }
             [target] => (vec![loopback_url(target)?], None, format!("loket {target}")),
@@ -682,6 +723,11 @@ async fn run(args: Args, server: Handle) -> anyhow::Result<()> {
         drop(shared);
         if let Some(running) = running {
             running.stop().await?;
+        }
+        if let Some(receiver) = webhooks {
+            let (requests, events) = receiver.counts();
+            let subscribed = if args.webhook_events.is_empty() { "all".into() } else { args.webhook_events.join(",") };
+            println!("webhook receiver: {requests} requests, {events} distinct events (subscribed: {subscribed})");
         }
     }
     if matches!(args.run, Which::Echo | Which::Both) {

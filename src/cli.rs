@@ -480,6 +480,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("  knowledge   {}", config.knowledge.dir.display());
             println!("  model       {}", config.intent.model_dir.display());
             println!("  languages   {} (default {})", config.languages.supported.join(", "), config.languages.default);
+            let webhooks: Vec<String> =
+                config.webhooks.iter().map(|w| format!("{} ({} events)", w.name, w.events.len())).collect();
+            let webhooks = if webhooks.is_empty() { "none".to_owned() } else { webhooks.join(", ") };
+            println!("  webhooks    {webhooks}");
             println!(
                 "  KPI targets median wait <= {} s, CSAT >= {}%, resolution >= {}%, deflection >= {}%",
                 kpi.median_wait_secs,

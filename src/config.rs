@@ -21,6 +21,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Receivers of outbound webhooks (`[[webhooks]]`); none by default.
+    pub webhooks: Vec<WebhookConfig>,
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub knowledge: KnowledgeConfig,
@@ -36,6 +38,79 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub log: LogConfig,
     pub web: WebConfig,
+    pub webhook_delivery: WebhookDeliveryConfig,
+}
+
+/// One receiver of outbound webhooks (a `[[webhooks]]` entry): loket posts the events it names to `url`, signed
+/// with `secret` (docs/webhooks.md).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Names the webhook in deliveries, metrics and logs: 1 to 64 of `a-z`, `0-9`, `-`, `_`. Deliveries still to be
+    /// made are kept under this name, so they go to the webhook's new URL after a change of URL.
+    pub name: String,
+    /// `https://host[:port]/path`. Plain `http://` and hosts on loopback or private networks only with
+    /// `webhook_delivery.allow_private_addresses`.
+    pub url: String,
+    /// The HMAC-SHA256 key the receiver checks the `loket-signature` header with: at least 32 bytes.
+    pub secret: String,
+    /// The events to send (`handoff.created`, `handoff.claimed`, `handoff.transferred`, `handoff.resolved`,
+    /// `conversation.rated`, `knowledge_gap.created`, `faq.changed`); at least one.
+    pub events: Vec<String>,
+    /// How long one attempt may take, connecting included, in milliseconds (1 to 60,000).
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    5000
+}
+
+/// Not derived: the secret never reaches a log line.
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("secret", &"(hidden)")
+            .field("events", &self.events)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// How webhook deliveries are retried and run, for every webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookDeliveryConfig {
+    /// Attempts per delivery before it is kept as failed (listed by `AdminService.ListFailedDeliveries`).
+    pub max_attempts: u32,
+    /// Wait before the second attempt, in milliseconds; each further wait doubles, with random jitter ...
+    pub backoff_base_ms: u64,
+    /// ... up to this many milliseconds.
+    pub backoff_max_ms: u64,
+    /// Deliveries this replica posts at once to each webhook (one conversation's events always one after the
+    /// other): a receiver that hangs holds up only its own.
+    pub concurrency: usize,
+    /// How often the outbox is looked at when nothing woke the deliverer (retries falling due, events committed
+    /// through another replica), in milliseconds.
+    pub poll_ms: u64,
+    /// Also deliver over plain `http://` and to loopback, private, link-local and other internal addresses. For
+    /// tests and development only: otherwise a webhook URL could reach services inside your network.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for WebhookDeliveryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 15,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 3_600_000,
+            concurrency: 16,
+            poll_ms: 1000,
+            allow_private_addresses: false,
+        }
+    }
 }
 
 /// How the process logs (to stderr; `RUST_LOG` picks the levels).
@@ -634,6 +709,8 @@ impl Config {
                 return invalid(&format!("web.allowed_origins[{n}]"), &reason);
             }
         }
+        crate::webhooks::check_config(&self.webhooks, &self.webhook_delivery)
+            .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;
         for (key, value) in [
             ("kpi.csat_min", self.kpi.csat_min),
             ("kpi.resolution_min", self.kpi.resolution_min),

@@ -25,6 +25,7 @@ pub mod stats;
 pub mod store;
 pub mod text;
 pub mod web;
+pub mod webhooks;
 pub mod widget;
 
 use std::future::Future;
@@ -213,6 +214,8 @@ impl App {
         };
         let retrain = self.editor.retrainer_handle().spawn(Arc::clone(&self.dialogue), self.retrained_dir.clone());
         let keys = self.reload_keys();
+        // Apart from every request: a slow or dead receiver holds up only its own deliveries.
+        let deliverer = self.dialogue.webhooks().spawn();
         let retention = self.enforce_retention();
         let tls = match self.config.server.tls() {
             true => Some(server::tls_config(&self.config.server.tls_cert, &self.config.server.tls_key)?),
@@ -246,6 +249,10 @@ impl App {
         };
         probe.abort();
         keys.abort();
+        // What it was posting stays leased and is posted again after a restart (at least once).
+        if let Some(deliverer) = deliverer {
+            deliverer.abort();
+        }
         if let Some(follower) = follower {
             follower.abort();
         }

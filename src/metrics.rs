@@ -39,6 +39,11 @@ pub const MODEL_WRITTEN: &str = "loket_intent_model_written_timestamp_seconds";
 pub const KNOWLEDGE_ENTRIES: &str = "loket_knowledge_entries";
 /// Example phrasings in the search index.
 pub const INDEX_EXAMPLES: &str = "loket_index_examples";
+/// Webhook delivery attempts by `webhook` (the configured name) and `outcome`: `delivered`, `retry` (failed, tried
+/// again later) or `failed` (failed and out of attempts: kept for redelivery).
+pub const WEBHOOK_ATTEMPTS: &str = "loket_webhook_attempts_total";
+/// Webhook deliveries in the outbox by `webhook` and `state`: `pending` (to be sent, or retried) or `failed`.
+pub const WEBHOOK_OUTBOX: &str = "loket_webhook_outbox";
 
 /// Request latency buckets, in seconds: a turn takes about a millisecond, a slow one a second.
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -75,6 +80,8 @@ fn describe() {
     describe_gauge!(MODEL_WRITTEN, metrics::Unit::Seconds, "when the weights of the intent model in use were written");
     describe_gauge!(KNOWLEDGE_ENTRIES, "FAQ entries in the knowledge base");
     describe_gauge!(INDEX_EXAMPLES, "example phrasings in the search index");
+    describe_counter!(WEBHOOK_ATTEMPTS, "webhook delivery attempts by webhook and outcome");
+    describe_gauge!(WEBHOOK_OUTBOX, "webhook deliveries waiting (pending) or given up (failed) by webhook");
 }
 
 /// Counts an agent's queue watch while it lives.
@@ -163,10 +170,41 @@ impl Gauges {
             }
             Err(error) => warn!(%error, "queue gauges not refreshed"),
         }
+        self.refresh_outbox().await;
         let knowledge = self.dialogue.knowledge();
         metrics::gauge!(KNOWLEDGE_ENTRIES).set(knowledge.base.faqs.len() as f64);
         metrics::gauge!(INDEX_EXAMPLES).set(knowledge.index.len() as f64);
         self.refresh_model().await;
+    }
+
+    /// Deliveries per configured webhook and state (0 where none): one grouped count, only with webhooks.
+    async fn refresh_outbox(&self) {
+        let webhooks = self.dialogue.webhooks();
+        let mut depth: BTreeMap<(String, &str), u64> = BTreeMap::new();
+        for name in webhooks.names() {
+            for state in ["pending", "failed"] {
+                depth.insert((name.to_owned(), state), 0);
+            }
+        }
+        if depth.is_empty() {
+            return;
+        }
+        match webhooks.store().outbox_depth().await {
+            Ok(rows) => {
+                for row in rows {
+                    // Rows of a webhook no longer configured are not a label of their own.
+                    if let Some(count) =
+                        depth.get_mut(&(row.webhook, if row.state == "failed" { "failed" } else { "pending" }))
+                    {
+                        *count += row.count;
+                    }
+                }
+                for ((webhook, state), count) in depth {
+                    metrics::gauge!(WEBHOOK_OUTBOX, "webhook" => webhook, "state" => state).set(count as f64);
+                }
+            }
+            Err(error) => warn!(%error, "webhook outbox gauge not refreshed"),
+        }
     }
 
     async fn refresh_model(&self) {

@@ -29,6 +29,7 @@ use crate::intent::LiveModel;
 use crate::knowledge::gaps::Gap;
 use crate::knowledge::{Knowledge, LiveKnowledge};
 use crate::store::{Commit, ConversationLock, Store, StoreError};
+use crate::webhooks::{EventType, Webhooks, payload};
 
 /// A conversation held for one operation: this process's lock, then the database's (other replicas').
 pub(crate) struct Held {
@@ -72,6 +73,8 @@ pub struct Dialogue {
     pace: crate::access::RateLimiter,
     /// One lock per conversation being handled, so its messages are decided and numbered one at a time.
     locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Outbound webhooks: the deliveries each change commits, and the deliverer they wake.
+    webhooks: Arc<Webhooks>,
 }
 
 impl Dialogue {
@@ -88,6 +91,10 @@ impl Dialogue {
         let pace = crate::access::RateLimiter::new(per_minute / 60.0, (per_minute / 4.0).max(5.0));
         let schedules = Schedules::from_config(&config.handoff)
             .map_err(|reason| ConfigError::Invalid { key: "handoff.office_hours".into(), reason })?;
+        crate::webhooks::check_config(&config.webhooks, &config.webhook_delivery)
+            .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;
+        let webhooks =
+            Webhooks::new(Arc::clone(&store), Arc::clone(&clock), &config.webhooks, &config.webhook_delivery);
         Ok(Self {
             store,
             knowledge,
@@ -101,7 +108,23 @@ impl Dialogue {
             pace,
             closing: tokio::sync::watch::Sender::new(false),
             locks: Mutex::default(),
+            webhooks: Arc::new(webhooks),
         })
+    }
+
+    /// The outbound webhooks.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
+    }
+
+    /// Commits, then wakes the webhook deliverer when the commit carried deliveries.
+    pub(crate) async fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        let deliveries = !commit.deliveries.is_empty();
+        self.store.commit(commit).await?;
+        if deliveries {
+            self.webhooks.wake();
+        }
+        Ok(())
     }
 
     /// The intent model in use (swapped in place when a new one is trained).
@@ -351,8 +374,15 @@ impl Dialogue {
         let turn = Turn { message, replies, decision, state: conversation.state };
         // A turn opens a hand-off or rates a resolved one, never both (a rating is a whole turn of its own).
         let handoff = opened.as_ref().map(|h| (h, None)).or(rated.as_ref().map(|h| (h, Some(HandoffState::Resolved))));
-        let commit = Commit { turn: Some(&turn), handoff, gap: gap.as_ref(), ..Commit::new(&conversation, &events) };
-        match self.store.commit(commit).await {
+        let deliveries = self.turn_deliveries(&conversation, opened.as_ref(), rated.as_ref(), gap.as_ref());
+        let commit = Commit {
+            turn: Some(&turn),
+            handoff,
+            gap: gap.as_ref(),
+            deliveries: &deliveries,
+            ..Commit::new(&conversation, &events)
+        };
+        match self.commit(commit).await {
             Ok(()) => {}
             // Another replica or a racing retry stored the same client message first: answer as it did.
             Err(StoreError::DuplicateClientMessage) => {
@@ -390,6 +420,32 @@ impl Dialogue {
             "message handled"
         );
         Ok(SendOutcome { turn, replayed: false })
+    }
+
+    /// The webhook deliveries of what a turn changed: a hand-off opened, a rating typed, a knowledge gap.
+    fn turn_deliveries(
+        &self,
+        conversation: &Conversation,
+        opened: Option<&Handoff>,
+        rated: Option<&Handoff>,
+        gap: Option<&Gap>,
+    ) -> Vec<crate::store::NewDelivery> {
+        let mut deliveries = Vec::new();
+        let (id, at) = (conversation.id.as_str(), conversation.updated_at);
+        let webhooks = &self.webhooks;
+        if let Some(handoff) = rated {
+            let data = || payload::conversation_rated(handoff);
+            webhooks.record(&mut deliveries, EventType::ConversationRated, Some(id), id, at, data);
+        }
+        if let Some(handoff) = opened {
+            let data = || payload::handoff_created(handoff);
+            webhooks.record(&mut deliveries, EventType::HandoffCreated, Some(id), id, at, data);
+        }
+        if let Some(gap) = gap {
+            let data = || payload::knowledge_gap_created(gap);
+            webhooks.record(&mut deliveries, EventType::KnowledgeGapCreated, Some(id), id, at, data);
+        }
+        deliveries
     }
 
     /// Fails unless the conversation exists and, with `scope`, is owned by that key.

@@ -25,6 +25,7 @@ use crate::knowledge::validate::{Violation, check_across, check_entry};
 use crate::knowledge::{Faq, Knowledge, KnowledgeBase, Locale, Problem, Translation, export, parse_files};
 use crate::store::{FaqAction, FaqChange, FaqRevision, KnowledgeWrite, StoreError, StoredFaq};
 use crate::text::normalize;
+use crate::webhooks::{EventType, payload};
 
 /// Most gaps read to build the grouped list.
 const MAX_GAPS_READ: u32 = 10_000;
@@ -394,9 +395,15 @@ impl Editor {
     }
 
     /// Stores `write`, then rebuilds and swaps the search index, then asks for a retrain.
-    async fn apply(&self, entries: &mut BTreeMap<String, StoredFaq>, write: KnowledgeWrite) -> Result<()> {
+    async fn apply(&self, entries: &mut BTreeMap<String, StoredFaq>, mut write: KnowledgeWrite) -> Result<()> {
+        let webhooks = self.dialogue.webhooks();
+        for change in &write.changes {
+            let key = format!("faq:{}", change.after.faq.id);
+            let data = || payload::faq_changed(change);
+            webhooks.record(&mut write.deliveries, EventType::FaqChanged, None, &key, write.at, data);
+        }
         match self.dialogue.store().write_knowledge(&write).await {
-            Ok(()) => {}
+            Ok(()) => webhooks.wake(),
             Err(StoreError::Conflict) => {
                 return Err(Error::Aborted("the FAQ was changed concurrently: read it again and retry".into()));
             }

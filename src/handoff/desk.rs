@@ -16,7 +16,8 @@ use crate::conversation::{
 use crate::dialogue::Dialogue;
 use crate::error::{Error, Result};
 use crate::paging::{self, Pager, Position};
-use crate::store::{AuditEntry, Commit, HandoffFilter, Store, StoreError};
+use crate::store::{AuditEntry, Commit, HandoffFilter, NewDelivery, Store, StoreError};
+use crate::webhooks::{EventType, payload};
 
 /// Earlier conversations shown in a package.
 const EARLIER_CONVERSATIONS: u32 = 5;
@@ -260,7 +261,9 @@ impl Desk {
         handoff.agent_id = Some(agent_id.to_owned());
         handoff.claimed_at = handoff.claimed_at.or(Some(now));
         let detail = format!("claimed by agent {agent_id}");
-        self.transition(&handoff, HandoffState::Queued, State::Agent, &detail, false).await?;
+        let data = || payload::handoff_claimed(&handoff, now);
+        let deliveries = self.deliveries(EventType::HandoffClaimed, &handoff, now, data);
+        self.transition(&handoff, HandoffState::Queued, State::Agent, &detail, false, &deliveries).await?;
         info!(handoff_id, agent_id, wait_ms = handoff.wait_millis().unwrap_or(0), "hand-off claimed");
         let package = package(self.store(), handoff).await?;
         self.dialogue.queue().publish(QueueEventKind::Claimed, bare(package.handoff.clone()));
@@ -310,7 +313,9 @@ impl Desk {
         handoff.skill = skill.trim().to_owned();
         handoff.notes.push(format!("transferred by {agent_id} from {from} to {skill}: {}", note.trim()));
         let detail = format!("transferred from {from} to {skill}");
-        self.transition(&handoff, HandoffState::Claimed, State::Queued, &detail, false).await?;
+        let data = || payload::handoff_transferred(&handoff, &from, agent_id, note);
+        let deliveries = self.deliveries(EventType::HandoffTransferred, &handoff, self.dialogue.now(), data);
+        self.transition(&handoff, HandoffState::Claimed, State::Queued, &detail, false, &deliveries).await?;
         let package = package(self.store(), handoff).await?;
         let event =
             QueueEvent { kind: QueueEventKind::Transferred, package: Some(package.clone()), from_skill: Some(from) };
@@ -332,7 +337,11 @@ impl Desk {
         if !note.trim().is_empty() {
             handoff.notes.push(format!("resolved by {agent_id}: {}", note.trim()));
         }
-        self.transition(&handoff, HandoffState::Claimed, State::Resolved, "resolved by the agent", true).await?;
+        let data = || payload::handoff_resolved(&handoff, note);
+        let at = handoff.resolved_at.unwrap_or_default();
+        let deliveries = self.deliveries(EventType::HandoffResolved, &handoff, at, data);
+        let detail = "resolved by the agent";
+        self.transition(&handoff, HandoffState::Claimed, State::Resolved, detail, true, &deliveries).await?;
         info!(handoff_id, agent_id, "hand-off resolved");
         self.dialogue.queue().publish(QueueEventKind::Resolved, bare(handoff.clone()));
         Ok(handoff)
@@ -394,9 +403,15 @@ impl Desk {
         super::rate(&mut handoff, score, comment, self.dialogue.now())?;
         conversation.memory.rating_handoff = None;
         conversation.memory.pending_rating = false;
-        let commit =
-            Commit { handoff: Some((&handoff, Some(HandoffState::Resolved))), ..Commit::new(&conversation, &[]) };
-        self.store().commit(commit).await.map_err(conflict_is_precondition)?;
+        let at = handoff.rating.as_ref().map_or(0, |r| r.created_at);
+        let deliveries =
+            self.deliveries(EventType::ConversationRated, &handoff, at, || payload::conversation_rated(&handoff));
+        let commit = Commit {
+            handoff: Some((&handoff, Some(HandoffState::Resolved))),
+            deliveries: &deliveries,
+            ..Commit::new(&conversation, &[])
+        };
+        self.dialogue.commit(commit).await.map_err(conflict_is_precondition)?;
         info!(conversation_id, score, "conversation rated");
         Ok(handoff)
     }
@@ -470,8 +485,23 @@ impl Desk {
         Ok(())
     }
 
-    /// Commits the hand-off (if still in `expected`) with the conversation moving to `to`. On resolution
-    /// (`back_to_bot`) the conversation goes on to the bot, which asks for a rating.
+    /// The webhook deliveries of `event` about `handoff` at `at`, in its conversation's order.
+    fn deliveries(
+        &self,
+        event: EventType,
+        handoff: &Handoff,
+        at: i64,
+        data: impl FnOnce() -> serde_json::Value,
+    ) -> Vec<NewDelivery> {
+        let mut deliveries = Vec::new();
+        let conversation = handoff.conversation_id.as_str();
+        self.dialogue.webhooks().record(&mut deliveries, event, Some(conversation), conversation, at, data);
+        deliveries
+    }
+
+    /// Commits the hand-off (if still in `expected`) with the conversation moving to `to`, and the webhook
+    /// deliveries reporting it. On resolution (`back_to_bot`) the conversation goes on to the bot, which asks for
+    /// a rating.
     async fn transition(
         &self,
         handoff: &Handoff,
@@ -479,6 +509,7 @@ impl Desk {
         to: State,
         detail: &str,
         back_to_bot: bool,
+        deliveries: &[NewDelivery],
     ) -> Result<()> {
         let mut conversation = self.dialogue.conversation(&handoff.conversation_id).await?;
         conversation.updated_at = self.dialogue.now();
@@ -492,8 +523,9 @@ impl Desk {
             let body = crate::dialogue::bot_message(question, &language, None);
             events.push(self.dialogue.next_event(&mut conversation, body));
         }
-        let commit = Commit { handoff: Some((handoff, Some(expected))), ..Commit::new(&conversation, &events) };
-        self.store().commit(commit).await.map_err(conflict_is_precondition)?;
+        let commit =
+            Commit { handoff: Some((handoff, Some(expected))), deliveries, ..Commit::new(&conversation, &events) };
+        self.dialogue.commit(commit).await.map_err(conflict_is_precondition)?;
         self.dialogue.publish(&events);
         Ok(())
     }

@@ -11,14 +11,32 @@ use super::status::status_of;
 use crate::access::{Access, ApiKey, Role};
 use crate::error::Error;
 use crate::paging::{self, Pager, Position};
+use crate::store::Delivery;
+use crate::webhooks::Webhooks;
 
 pub struct AdminApi {
     access: Arc<Access>,
+    webhooks: Arc<Webhooks>,
 }
 
 impl AdminApi {
-    pub fn new(access: Arc<Access>) -> Self {
-        Self { access }
+    pub fn new(access: Arc<Access>, webhooks: Arc<Webhooks>) -> Self {
+        Self { access, webhooks }
+    }
+}
+
+fn delivery_to_pb(delivery: Delivery) -> pb::WebhookDelivery {
+    pb::WebhookDelivery {
+        delivery_id: delivery.id,
+        event_id: delivery.event_id,
+        event_type: delivery.event,
+        webhook: delivery.webhook,
+        conversation_id: delivery.conversation_id.unwrap_or_default(),
+        attempts: delivery.attempts as i32,
+        last_error: delivery.last_error.unwrap_or_default(),
+        create_time: timestamp(delivery.created_at),
+        fail_time: timestamp(delivery.updated_at),
+        payload: delivery.payload,
     }
 }
 
@@ -107,5 +125,26 @@ impl pb::admin_service_server::AdminService for AdminApi {
             ratings: erased.ratings as i64,
             knowledge_gaps: erased.gaps as i64,
         }))
+    }
+
+    async fn list_failed_deliveries(
+        &self,
+        request: Request<pb::ListFailedDeliveriesRequest>,
+    ) -> Result<Response<pb::ListFailedDeliveriesResponse>, Status> {
+        let pb::ListFailedDeliveriesRequest { page_size, page_token, webhook } = request.into_inner();
+        let (page, next_page_token) =
+            self.webhooks.failed(&webhook, page_size, &page_token).await.map_err(status_of)?;
+        let deliveries = page.into_iter().map(delivery_to_pb).collect();
+        Ok(Response::new(pb::ListFailedDeliveriesResponse { deliveries, next_page_token }))
+    }
+
+    async fn redeliver_webhook(
+        &self,
+        request: Request<pb::RedeliverWebhookRequest>,
+    ) -> Result<Response<pb::RedeliverWebhookResponse>, Status> {
+        let actor = caller(&request)?.key_id;
+        let pb::RedeliverWebhookRequest { delivery_id, webhook } = request.into_inner();
+        let redelivered = self.webhooks.redeliver(&delivery_id, &webhook, &actor).await.map_err(status_of)?;
+        Ok(Response::new(pb::RedeliverWebhookResponse { redelivered: redelivered as i64 }))
     }
 }

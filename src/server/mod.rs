@@ -133,6 +133,7 @@ pub async fn serve(
         .build_v1()
         .expect("the compiled-in descriptor sets are valid");
     let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
+    let webhooks = Arc::clone(dialogue.webhooks());
     let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
     let limits = dialogue.config().limits.clone();
     let web = crate::web::WebLayer::new(&dialogue.config().web, &page_config(&dialogue));
@@ -163,7 +164,7 @@ pub async fn serve(
         gate("KnowledgeService", &[Role::Editor, Role::Admin]),
     );
     let admin = InterceptedService::new(
-        pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(Arc::clone(&access)))
+        pb::admin_service_server::AdminServiceServer::new(admin::AdminApi::new(Arc::clone(&access), webhooks))
             .max_decoding_message_size(max_decoding),
         gate("AdminService", &[Role::Admin]),
     );

@@ -5,15 +5,18 @@
 //! A batch that fails (a duplicate client message id, a hand-off changed meanwhile) is rolled back and its
 //! commits are retried one by one, so each caller gets exactly its own outcome.
 //! After a commit is durable, and before its caller hears so, its conversation is remembered ([`Recent`]).
+//! The webhook deliverer's claims and records go through the same task, between batches: on this connection they
+//! neither wait for the write lock nor make the writer wait for theirs, and do not drop its page cache.
 
 use std::sync::Arc;
 
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
 use super::recent::Recent;
-use super::sqlite::{insert_events, insert_gap, save_conversations, save_handoff};
+use super::sqlite::Claim;
+use super::sqlite::{insert_deliveries, insert_events, insert_gap, save_conversations, save_handoff};
+use super::{AttemptOutcome, Delivery, NewDelivery, StoreError};
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
 use crate::knowledge::gaps::Gap;
 
@@ -27,11 +30,26 @@ pub(super) struct OwnedCommit {
     pub turn: Option<Turn>,
     pub handoff: Option<(Handoff, Option<HandoffState>)>,
     pub gap: Option<Gap>,
+    pub deliveries: Vec<NewDelivery>,
 }
 
-struct Job {
+struct Pending {
     commit: OwnedCommit,
     done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// What the writer task is asked to do. Not boxed: a commit is what nearly every job is, and it moves through the
+/// channel once either way.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    Commit(Pending),
+    Outbox(OutboxJob),
+}
+
+/// The webhook deliverer's writes.
+enum OutboxJob {
+    Claim(Claim, oneshot::Sender<Result<Vec<Delivery>, StoreError>>),
+    Record(Vec<AttemptOutcome>, i64, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The connection the writer writes with.
@@ -59,8 +77,25 @@ impl GroupCommit {
     /// Returns once the commit is durable (or failed, with nothing of it written).
     pub async fn commit(&self, commit: OwnedCommit) -> Result<(), StoreError> {
         let (done, outcome) = oneshot::channel();
-        self.jobs.send(Job { commit, done }).map_err(|_| StoreError::Corrupt("the database writer stopped".into()))?;
-        outcome.await.map_err(|_| StoreError::Corrupt("the database writer stopped".into()))?
+        self.submit(Job::Commit(Pending { commit, done }), outcome).await
+    }
+
+    /// Claims webhook deliveries on the writer's connection.
+    pub async fn claim(&self, claim: Claim) -> Result<Vec<Delivery>, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.submit(Job::Outbox(OutboxJob::Claim(claim, done)), outcome).await
+    }
+
+    /// Records webhook attempts' outcomes on the writer's connection.
+    pub async fn record(&self, outcomes: Vec<AttemptOutcome>, now: i64) -> Result<(), StoreError> {
+        let (done, outcome) = oneshot::channel();
+        self.submit(Job::Outbox(OutboxJob::Record(outcomes, now, done)), outcome).await
+    }
+
+    async fn submit<T>(&self, job: Job, outcome: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+        let stopped = || StoreError::Corrupt("the database writer stopped".into());
+        self.jobs.send(job).map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
     }
 }
 
@@ -87,6 +122,9 @@ async fn write_all(
             insert_gap(&mut tx, gap).await?;
         }
     }
+    // After the conversations they refer to; in commit order, which is the order they are delivered in.
+    let deliveries: Vec<&NewDelivery> = commits.iter().flat_map(|c| &c.deliveries).collect();
+    insert_deliveries(&mut tx, &deliveries).await?;
     tx.commit().await?;
     recent.remember(since, conversations);
     Ok(())
@@ -94,24 +132,72 @@ async fn write_all(
 
 async fn write_loop(mut connection: WriterConnection, recent: Arc<Recent>, mut receiver: mpsc::UnboundedReceiver<Job>) {
     while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
             match receiver.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
         }
-        let commits: Vec<&OwnedCommit> = batch.iter().map(|job| &job.commit).collect();
-        if batch.len() > 1 && write_all(&mut connection, &recent, &commits).await.is_ok() {
-            for job in batch {
-                let _ = job.done.send(Ok(()));
+        let mut batch = Vec::with_capacity(jobs.len());
+        let mut outbox = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Commit(pending) => batch.push(pending),
+                Job::Outbox(job) => outbox.push(job),
             }
-            continue;
         }
-        // Alone, or the batch failed as a whole (and was rolled back): each commit on its own.
-        for job in batch {
-            let outcome = write_all(&mut connection, &recent, &[&job.commit]).await;
-            let _ = job.done.send(outcome);
+        commit_batch(&mut connection, &recent, batch).await;
+        // After the turns: a claim then sees the deliveries they just stored.
+        for job in outbox {
+            run_outbox(&mut connection, job).await;
+        }
+    }
+}
+
+async fn commit_batch(connection: &mut WriterConnection, recent: &Recent, batch: Vec<Pending>) {
+    if batch.is_empty() {
+        return;
+    }
+    let commits: Vec<&OwnedCommit> = batch.iter().map(|pending| &pending.commit).collect();
+    if batch.len() > 1 && write_all(connection, recent, &commits).await.is_ok() {
+        for pending in batch {
+            let _ = pending.done.send(Ok(()));
+        }
+        return;
+    }
+    // Alone, or the batch failed as a whole (and was rolled back): each commit on its own.
+    for pending in batch {
+        let outcome = write_all(connection, recent, &[&pending.commit]).await;
+        let _ = pending.done.send(outcome);
+    }
+}
+
+async fn run_outbox(connection: &mut WriterConnection, job: OutboxJob) {
+    let mut pooled;
+    let connection: &mut SqliteConnection = match connection {
+        WriterConnection::Own(connection) => connection,
+        WriterConnection::Pool(pool) => match pool.acquire().await {
+            Ok(acquired) => {
+                pooled = acquired;
+                &mut pooled
+            }
+            Err(error) => {
+                let error = StoreError::from(error);
+                match job {
+                    OutboxJob::Claim(_, done) => drop(done.send(Err(error))),
+                    OutboxJob::Record(_, _, done) => drop(done.send(Err(error))),
+                }
+                return;
+            }
+        },
+    };
+    match job {
+        OutboxJob::Claim(claim, done) => {
+            let _ = done.send(super::sqlite::claim_deliveries(connection, &claim).await);
+        }
+        OutboxJob::Record(outcomes, now, done) => {
+            let _ = done.send(super::sqlite::record_attempts(connection, &outcomes, now).await);
         }
     }
 }

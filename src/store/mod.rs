@@ -90,12 +90,90 @@ pub struct Commit<'a> {
     pub handoff: Option<(&'a Handoff, Option<HandoffState>)>,
     /// A question the bot could not answer well, recorded with the turn that asked it.
     pub gap: Option<&'a Gap>,
+    /// Outbound webhook deliveries of what this commit changes (the outbox), in the order they are to be sent.
+    pub deliveries: &'a [NewDelivery],
 }
 
 impl<'a> Commit<'a> {
     pub fn new(conversation: &'a Conversation, events: &'a [Event]) -> Self {
-        Commit { conversation, events, turn: None, handoff: None, gap: None }
+        Commit { conversation, events, turn: None, handoff: None, gap: None, deliveries: &[] }
     }
+}
+
+/// An outbound webhook delivery to store with the change it reports: one event for one configured webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDelivery {
+    /// The delivery's id (header `loket-delivery`).
+    pub id: String,
+    /// The event's id, the same in every webhook's delivery of it (header `loket-event-id`).
+    pub event_id: String,
+    /// `handoff.created`, ...
+    pub event: &'static str,
+    /// The configured webhook's name.
+    pub webhook: String,
+    /// Deliveries with the same key (a conversation, an FAQ entry) reach a webhook in the order they were stored.
+    pub ordering_key: String,
+    /// The conversation reported on, if any: erasing its customer deletes the delivery with it.
+    pub conversation_id: Option<String>,
+    /// The request body, as it will be sent and signed.
+    pub payload: Arc<str>,
+    pub created_at: i64,
+}
+
+/// A stored delivery: pending (being tried) or failed (out of attempts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: String,
+    pub event_id: String,
+    pub event: String,
+    pub webhook: String,
+    pub conversation_id: Option<String>,
+    pub payload: String,
+    pub created_at: i64,
+    pub failed: bool,
+    /// Attempts claimed, ever; a claim numbers its attempt with the new count, so attempt ids never repeat.
+    pub attempts: u32,
+    /// Attempts made before the last redelivery: the attempts of this round are `attempts - attempts_before`.
+    pub attempts_before: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// The last attempt's end (for a failed delivery: when it failed), or its creation.
+    pub updated_at: i64,
+}
+
+/// How one attempt of a delivery ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptResult {
+    /// The receiver answered 2xx: the delivery is removed.
+    Delivered,
+    /// Tried again from `at` (Unix milliseconds).
+    Retry { at: i64, error: String },
+    /// Out of attempts: kept as failed.
+    Failed { error: String },
+}
+
+/// The outcome of the attempt a claim numbered `attempt`; ignored when the delivery was claimed again since.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptOutcome {
+    pub delivery_id: String,
+    pub attempt: u32,
+    pub result: AttemptResult,
+}
+
+/// Which failed deliveries to queue again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeliver<'a> {
+    One(&'a str),
+    /// Every failed delivery of this webhook.
+    Webhook(&'a str),
+}
+
+/// Deliveries stored for one webhook in one state (`pending` or `failed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxDepth {
+    pub webhook: String,
+    pub state: String,
+    pub count: u64,
 }
 
 /// An FAQ entry as stored: the entry and its bookkeeping.
@@ -156,6 +234,8 @@ pub struct KnowledgeWrite {
     pub resolve_gaps: Vec<String>,
     pub resolved_faq: Option<String>,
     pub at: i64,
+    /// Outbound webhook deliveries of these changes, committed with them.
+    pub deliveries: Vec<NewDelivery>,
 }
 
 /// What the KPIs are computed from: the conversations started in a time range, with their hand-offs and turns.
@@ -361,6 +441,49 @@ pub trait Store: Send + Sync + 'static {
 
     /// The conversations created in `[start, end)` (Unix milliseconds) with their hand-offs and turns.
     async fn stats_records(&self, start: i64, end: i64) -> Result<StatsRecords, StoreError>;
+
+    /// Claims up to `limit` deliveries to `webhook` that are due at `now`, not leased, and first in line for their
+    /// ordering key (no earlier delivery of the key still pending), oldest first: each is leased to `owner` until
+    /// `lease_until` and its attempt count raised, so no other deliverer takes it meanwhile and no attempt number
+    /// is used twice. With PostgreSQL several replicas claim at once; each delivery goes to one.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        webhook: &str,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Marks the pending deliveries of every webhook not in `configured` as failed (the webhook was removed from
+    /// the configuration), so they are listed and can be redelivered once it is back. Returns how many.
+    async fn fail_unconfigured_deliveries(&self, configured: &[String], now: i64) -> Result<u64, StoreError>;
+
+    /// Records how attempts ended, all in one transaction: delivered ones are removed, the others rescheduled or
+    /// kept as failed (with `now` as their time), each only if no later claim numbered another attempt meanwhile.
+    async fn record_attempts(&self, outcomes: &[AttemptOutcome], now: i64) -> Result<(), StoreError>;
+
+    /// Failed deliveries (of `webhook` when given), newest failure first (by `updated_at`, then id), after `after`.
+    async fn failed_deliveries(
+        &self,
+        webhook: Option<&str>,
+        after: Option<&Position>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Queues failed deliveries again with a fresh round of attempts, due at once, and audits it, atomically.
+    /// Returns how many there were.
+    async fn redeliver(&self, which: Redeliver<'_>, now: i64, audit: &AuditEntry) -> Result<u64, StoreError>;
+
+    /// Frees every delivery lease: called by the one deliverer of a store no other process delivers from (the
+    /// embedded one) when it starts, so what a killed process had claimed is sent at once. Shared stores leave
+    /// leases to expire, since another replica may hold them.
+    async fn release_delivery_leases(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// How many deliveries are stored, per webhook and state.
+    async fn outbox_depth(&self) -> Result<Vec<OutboxDepth>, StoreError>;
 }
 
 #[cfg(test)]

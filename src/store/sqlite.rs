@@ -15,7 +15,7 @@ use sqlx::{ConnectOptions, Row};
 
 use super::group_commit::{GroupCommit, OwnedCommit, WriterConnection};
 use super::recent::Recent;
-use super::{AuditEntry, Erased};
+use super::{AttemptOutcome, AttemptResult, AuditEntry, Delivery, Erased, NewDelivery, OutboxDepth, Redeliver};
 use super::{Commit, FaqRevision, HandoffFilter, KnowledgeWrite, StatsRecords, Store, StoreError, StoredFaq};
 use crate::access::{ApiKey, Role};
 use crate::conversation::{Channel, Conversation, Event, EventBody, Handoff, HandoffState, State, Tier, Turn};
@@ -299,6 +299,130 @@ pub(super) async fn insert_gap(tx: &mut sqlx::SqliteConnection, gap: &Gap) -> Re
     Ok(())
 }
 
+/// Stores outbound webhook deliveries in the order given (their `seq` is the delivery order), in one statement.
+/// They are due at once: `next_attempt_at` 0 keeps the deliverer's clock out of what the writer records.
+pub(super) async fn insert_deliveries(
+    tx: &mut sqlx::SqliteConnection,
+    deliveries: &[&NewDelivery],
+) -> Result<(), StoreError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO webhook_deliveries (id, event_id, event, webhook, ordering_key, conversation_id, payload, \
+         created_at, state, next_attempt_at, updated_at) ",
+    );
+    insert.push_values(deliveries, |mut row, d| {
+        row.push_bind(&d.id)
+            .push_bind(&d.event_id)
+            .push_bind(d.event)
+            .push_bind(&d.webhook)
+            .push_bind(&d.ordering_key)
+            .push_bind(&d.conversation_id)
+            .push_bind(&*d.payload)
+            .push_bind(d.created_at)
+            .push_bind("pending")
+            .push_bind(0_i64)
+            .push_bind(d.created_at);
+    });
+    insert.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// What a deliverer claims (see [`super::Store::claim_deliveries`]).
+pub(super) struct Claim {
+    pub owner: String,
+    pub webhook: String,
+    pub now: i64,
+    pub lease_until: i64,
+    pub limit: u32,
+}
+
+/// Claims deliveries on the writer's connection (the group-commit task runs it between its batches).
+pub(super) async fn claim_deliveries(
+    connection: &mut sqlx::SqliteConnection,
+    claim: &Claim,
+) -> Result<Vec<Delivery>, StoreError> {
+    // One statement, so the claim takes the write lock at once (no read-then-write upgrade to fail).
+    let rows = sqlx::query(
+        "UPDATE webhook_deliveries SET attempts = attempts + 1, lease_owner = ?1, lease_until = ?2 \
+         WHERE seq IN (SELECT d.seq FROM webhook_deliveries d \
+             WHERE d.state = 'pending' AND d.webhook = ?5 AND d.next_attempt_at <= ?3 \
+             AND (d.lease_until IS NULL OR d.lease_until <= ?3) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.state = 'pending' \
+                 AND e.webhook = d.webhook AND e.ordering_key = d.ordering_key AND e.seq < d.seq) \
+             ORDER BY d.seq LIMIT ?4) \
+         RETURNING *",
+    )
+    .bind(&claim.owner)
+    .bind(claim.lease_until)
+    .bind(claim.now)
+    .bind(i64::from(claim.limit))
+    .bind(&claim.webhook)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut claimed: Vec<(i64, Delivery)> =
+        rows.iter().map(|row| Ok((row.try_get("seq")?, delivery_from_row(row)?))).collect::<Result<_, StoreError>>()?;
+    claimed.sort_by_key(|(seq, _)| *seq);
+    Ok(claimed.into_iter().map(|(_, delivery)| delivery).collect())
+}
+
+/// Records attempts' outcomes in one transaction on the writer's connection.
+pub(super) async fn record_attempts(
+    connection: &mut sqlx::SqliteConnection,
+    outcomes: &[AttemptOutcome],
+    now: i64,
+) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let delivered: Vec<&str> =
+        outcomes.iter().filter(|o| o.result == AttemptResult::Delivered).map(|o| o.delivery_id.as_str()).collect();
+    let mut tx = connection.begin().await?;
+    if !delivered.is_empty() {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(to_json(&delivered)?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for outcome in outcomes {
+        let (state, next, error) = match &outcome.result {
+            AttemptResult::Delivered => continue,
+            AttemptResult::Retry { at, error } => ("pending", *at, error),
+            AttemptResult::Failed { error } => ("failed", 0, error),
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, last_error = ?, updated_at = ?, \
+             lease_owner = NULL, lease_until = NULL WHERE id = ? AND attempts = ?",
+        )
+        .bind(state)
+        .bind(next)
+        .bind(error)
+        .bind(now)
+        .bind(&outcome.delivery_id)
+        .bind(i64::from(outcome.attempt))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn delivery_from_row(row: &SqliteRow) -> Result<Delivery, StoreError> {
+    Ok(Delivery {
+        id: row.try_get("id")?,
+        event_id: row.try_get("event_id")?,
+        event: row.try_get("event")?,
+        webhook: row.try_get("webhook")?,
+        conversation_id: row.try_get("conversation_id")?,
+        payload: row.try_get("payload")?,
+        created_at: row.try_get("created_at")?,
+        failed: row.try_get::<String, _>("state")? == "failed",
+        attempts: row.try_get::<i64, _>("attempts")? as u32,
+        attempts_before: row.try_get::<i64, _>("attempts_before")? as u32,
+        last_error: row.try_get("last_error")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
 /// The stored JSON of an entry's content: what varies per language.
 type Content = std::collections::BTreeMap<String, Translation>;
 
@@ -331,6 +455,7 @@ impl Store for SqliteStore {
             turn: commit.turn.cloned(),
             handoff: commit.handoff.map(|(handoff, expected)| (handoff.clone(), expected)),
             gap: commit.gap.cloned(),
+            deliveries: commit.deliveries.to_vec(),
         };
         self.writer.commit(owned).await
     }
@@ -531,6 +656,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        insert_deliveries(&mut tx, &write.deliveries.iter().collect::<Vec<_>>()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -835,9 +961,116 @@ impl Store for SqliteStore {
                 .await?;
             rewritten += 1;
         }
+        // A failed delivery older than the transcripts is of no use to anyone, and may name a customer.
+        sqlx::query("DELETE FROM webhook_deliveries WHERE state = 'failed' AND created_at < ?")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         // Their memory was rewritten; which ones is not worth tracking for a daily sweep.
         self.recent.forget(|_| true);
         Ok(rewritten)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        webhook: &str,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let claim = Claim { owner: owner.to_owned(), webhook: webhook.to_owned(), now, lease_until, limit };
+        self.writer.claim(claim).await
+    }
+
+    async fn record_attempts(&self, outcomes: &[AttemptOutcome], now: i64) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        self.writer.record(outcomes.to_vec(), now).await
+    }
+
+    async fn failed_deliveries(
+        &self,
+        webhook: Option<&str>,
+        after: Option<&Position>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE state = 'failed' AND (?1 IS NULL OR webhook = ?1) \
+             AND (?2 IS NULL OR updated_at < ?2 OR (updated_at = ?2 AND id < ?3)) \
+             ORDER BY updated_at DESC, id DESC LIMIT ?4",
+        )
+        .bind(webhook)
+        .bind(after.map(|a| a.at))
+        .bind(after.map(|a| a.id.as_str()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn redeliver(&self, which: Redeliver<'_>, now: i64, audit: &AuditEntry) -> Result<u64, StoreError> {
+        let (id, webhook) = match which {
+            Redeliver::One(id) => (Some(id), None),
+            Redeliver::Webhook(webhook) => (None, Some(webhook)),
+        };
+        let mut tx = self.pool.begin().await?;
+        let count = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', attempts_before = attempts, next_attempt_at = 0, \
+             lease_owner = NULL, lease_until = NULL, updated_at = ?1 \
+             WHERE state = 'failed' AND (?2 IS NULL OR id = ?2) AND (?3 IS NULL OR webhook = ?3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(webhook)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if count > 0 {
+            let mut audit = audit.clone();
+            audit.detail["redelivered"] = count.into();
+            insert_audit(&mut tx, &audit).await?;
+        }
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    async fn fail_unconfigured_deliveries(&self, configured: &[String], now: i64) -> Result<u64, StoreError> {
+        let failed = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'failed', last_error = 'the webhook is no longer configured', \
+             updated_at = ?1, lease_owner = NULL, lease_until = NULL \
+             WHERE state = 'pending' AND webhook NOT IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(now)
+        .bind(to_json(&configured)?)
+        .execute(&self.pool)
+        .await?;
+        Ok(failed.rows_affected())
+    }
+
+    async fn release_delivery_leases(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_until IS NOT NULL",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<Vec<OutboxDepth>, StoreError> {
+        let rows = sqlx::query("SELECT webhook, state, COUNT(*) AS n FROM webhook_deliveries GROUP BY webhook, state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxDepth {
+                    webhook: row.try_get("webhook")?,
+                    state: row.try_get("state")?,
+                    count: row.try_get::<i64, _>("n")? as u64,
+                })
+            })
+            .collect()
     }
 }

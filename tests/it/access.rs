@@ -95,6 +95,12 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: &str) -> Code {
         "AdminService/EraseCustomer" => {
             unary!(AdminServiceClient, erase_customer, pb::EraseCustomerRequest::default())
         }
+        "AdminService/ListFailedDeliveries" => {
+            unary!(AdminServiceClient, list_failed_deliveries, pb::ListFailedDeliveriesRequest::default())
+        }
+        "AdminService/RedeliverWebhook" => {
+            unary!(AdminServiceClient, redeliver_webhook, pb::RedeliverWebhookRequest::default())
+        }
         other => panic!("the table has no call for {other}"),
     }
 }

@@ -24,3 +24,4 @@ mod postgres;
 mod protocol;
 mod replicas;
 mod web;
+mod webhooks;
