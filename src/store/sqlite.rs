@@ -38,7 +38,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// waits for, does not stop to do it when its commit crosses SQLite's automatic checkpoint size. PASSIVE: it
 /// never blocks the writer or the readers, and whatever a reader still needs is copied next time.
 async fn checkpoints(pool: SqlitePool, alive: std::sync::Weak<()>) {
-    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    // The first checkpoint waits a whole period: at once it would run while `connect` is still opening the
+    // writer's connection, the only moment two of the store's own connections meet on a fresh file.
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + CHECKPOINT_EVERY, CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
@@ -110,8 +112,11 @@ impl SqliteStore {
         let connection = if in_memory {
             WriterConnection::Pool(pool.clone())
         } else {
+            // The writer's own connection is opened before the checkpoint task starts, so nothing else touches the
+            // file while it sets its pragmas (a test once saw "database is locked" here under load).
+            let own = options.connect().await?;
             tokio::spawn(checkpoints(pool.clone(), Arc::downgrade(&alive)));
-            WriterConnection::Own(options.connect().await?)
+            WriterConnection::Own(own)
         };
         let recent = Arc::new(Recent::default());
         let writer = GroupCommit::start(connection, recent.clone());
