@@ -9,6 +9,14 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The bytes of hex text (either case); `None` for an odd length or a character that is no hex digit.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
 /// Lowercase, accents folded ("één" -> "een"), punctuation and symbols turned into single spaces, trimmed.
 /// Keeps letters and digits of every script; emoji and symbols become separators.
 pub fn normalize(text: &str) -> String {

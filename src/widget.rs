@@ -88,17 +88,10 @@ pub fn identity_signature(secret: &str, customer_id: &str) -> String {
 /// Whether `signature` (hex, either case) is the identity signature of `customer_id` under `secret`, compared in
 /// constant time.
 pub fn identity_verified(secret: &str, customer_id: &str, signature: &str) -> bool {
-    let Some(bytes) = hex_decode(signature.trim()) else { return false };
+    let Some(bytes) = crate::text::unhex(signature.trim()) else { return false };
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(customer_id.as_bytes());
     mac.verify_slice(&bytes).is_ok()
-}
-
-fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

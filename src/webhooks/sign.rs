@@ -40,16 +40,9 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance_secs
         return Err("timestamp outside the tolerance");
     }
     let matches = |signature: &&str| {
-        decode_hex(signature).is_some_and(|bytes| mac(secret, timestamp, body).verify_slice(&bytes).is_ok())
+        crate::text::unhex(signature).is_some_and(|bytes| mac(secret, timestamp, body).verify_slice(&bytes).is_ok())
     };
     if signatures.iter().any(matches) { Ok(()) } else { Err("no matching signature") }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]
