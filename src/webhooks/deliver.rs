@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::{Client, Target, Webhooks, sign};
+use crate::clock::Clock;
 use crate::config::WebhookDeliveryConfig;
 use crate::store::{AttemptOutcome, AttemptResult, Delivery};
 
@@ -31,7 +32,7 @@ const WAKE_DELAY: Duration = Duration::from_millis(50);
 /// The wall clock, in Unix milliseconds. Leases, backoff and signatures are about real time, shared with other
 /// replicas and receivers; the injected domain clock (which tests hold still) stamps only the events themselves.
 pub(super) fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    crate::clock::SystemClock.now_millis()
 }
 
 pub(super) async fn run(webhooks: Arc<Webhooks>) {
