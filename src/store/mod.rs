@@ -152,6 +152,18 @@ pub enum AttemptResult {
     Failed { error: String },
 }
 
+impl AttemptResult {
+    /// The state, next attempt time and last error a delivery's row keeps after this attempt; `None` when it
+    /// was delivered and its row goes.
+    pub(crate) fn kept_row(&self) -> Option<(&'static str, i64, &str)> {
+        match self {
+            AttemptResult::Delivered => None,
+            AttemptResult::Retry { at, error } => Some(("pending", *at, error)),
+            AttemptResult::Failed { error } => Some(("failed", 0, error)),
+        }
+    }
+}
+
 /// The outcome of the attempt a claim numbered `attempt`; ignored when the delivery was claimed again since.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptOutcome {

@@ -1032,11 +1032,7 @@ impl Store for PgStore {
             sqlx::query("DELETE FROM webhook_deliveries WHERE id = ANY($1)").bind(&delivered).execute(&mut *tx).await?;
         }
         for outcome in outcomes {
-            let (state, next, error) = match &outcome.result {
-                AttemptResult::Delivered => continue,
-                AttemptResult::Retry { at, error } => ("pending", *at, error),
-                AttemptResult::Failed { error } => ("failed", 0, error),
-            };
+            let Some((state, next, error)) = outcome.result.kept_row() else { continue };
             sqlx::query(
                 "UPDATE webhook_deliveries SET state = $1, next_attempt_at = $2, last_error = $3, updated_at = $4, \
                  lease_owner = NULL, lease_until = NULL WHERE id = $5 AND attempts = $6",

@@ -389,11 +389,7 @@ pub(super) async fn record_attempts(
             .await?;
     }
     for outcome in outcomes {
-        let (state, next, error) = match &outcome.result {
-            AttemptResult::Delivered => continue,
-            AttemptResult::Retry { at, error } => ("pending", *at, error),
-            AttemptResult::Failed { error } => ("failed", 0, error),
-        };
+        let Some((state, next, error)) = outcome.result.kept_row() else { continue };
         sqlx::query(
             "UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, last_error = ?, updated_at = ?, \
              lease_owner = NULL, lease_until = NULL WHERE id = ? AND attempts = ?",
