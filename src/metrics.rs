@@ -133,15 +133,10 @@ impl Gauges {
         Self { dialogue, model: Mutex::new(None) }
     }
 
-    /// Skills that may appear as label values: the knowledge base's, the default one and those with office
-    /// hours. A transfer to any other skill (typed by an agent) is shown as "other".
+    /// Skills that may appear as label values ([`crate::handoff::known_skills`]). A transfer to any other skill
+    /// (typed by an agent) is shown as "other".
     fn known_skills(&self) -> BTreeSet<String> {
-        let config = self.dialogue.config();
-        let mut skills: BTreeSet<String> =
-            self.dialogue.knowledge().base.faqs.iter().map(|f| f.skill.clone()).collect();
-        skills.insert(config.handoff.default_skill.clone());
-        skills.extend(config.handoff.skill_hours.keys().cloned());
-        skills
+        crate::handoff::known_skills(&self.dialogue.config().handoff, &self.dialogue.knowledge().base.faqs)
     }
 
     pub async fn refresh(&self) {

@@ -355,17 +355,9 @@ impl Desk {
         faq.translations.get(language).map(|t| t.answer.clone())
     }
 
-    /// Every skill hand-offs are routed to now, sorted: the entries' skills, the default skill and the skills
-    /// with office hours of their own.
+    /// Every skill hand-offs are routed to now, sorted (see [`super::known_skills`]).
     pub fn known_skills(&self) -> Vec<String> {
-        let handoff = &self.dialogue.config().handoff;
-        let knowledge = self.dialogue.knowledge();
-        let mut skills: Vec<String> = knowledge.base.faqs.iter().map(|f| f.skill.clone()).collect();
-        skills.push(handoff.default_skill.clone());
-        skills.extend(handoff.skill_hours.keys().cloned());
-        skills.sort();
-        skills.dedup();
-        skills
+        super::known_skills(&self.dialogue.config().handoff, &self.dialogue.knowledge().base.faqs).into_iter().collect()
     }
 
     pub async fn get(&self, handoff_id: &str) -> Result<HandoffPackage> {

@@ -5,12 +5,12 @@
 mod desk;
 mod hours;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::HandoffConfig;
 use crate::conversation::{Conversation, Decision, Handoff, HandoffState, Rating, Tier};
 use crate::error::{Error, Result as DomainResult};
-use crate::knowledge::Locale;
+use crate::knowledge::{Faq, Locale};
 use crate::store::{Store, StoreError};
 
 pub use desk::{Desk, EarlierConversation, HandoffPackage, QueueEvent, QueueEventKind, QueueHub, package};
@@ -21,6 +21,15 @@ pub struct Opening {
     pub handoff: Handoff,
     /// Appended to the bot's hand-off message: queue position and wait, or when a person will reply.
     pub notice: String,
+}
+
+/// Every skill hand-offs are routed to now: the entries' skills, the default skill and the skills with office hours
+/// of their own (what an agent may transfer to, and the metrics' skill labels).
+pub fn known_skills(config: &HandoffConfig, faqs: &[Faq]) -> BTreeSet<String> {
+    let mut skills: BTreeSet<String> = faqs.iter().map(|f| f.skill.clone()).collect();
+    skills.insert(config.default_skill.clone());
+    skills.extend(config.skill_hours.keys().cloned());
+    skills
 }
 
 /// Puts the customer's rating on a resolved hand-off: the one rule for `RateConversation` and for a rating typed
