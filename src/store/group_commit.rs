@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::recent::Recent;
@@ -61,6 +62,42 @@ pub(super) enum WriterConnection {
     Pool(SqlitePool),
 }
 
+impl WriterConnection {
+    /// The connection to write on now: the writer's own, or the pool's one.
+    async fn acquire(&mut self) -> Result<Writing<'_>, StoreError> {
+        Ok(match self {
+            WriterConnection::Own(connection) => Writing::Own(connection),
+            WriterConnection::Pool(pool) => Writing::Pooled(pool.acquire().await?),
+        })
+    }
+}
+
+/// A connection borrowed for one job of the writer task.
+enum Writing<'a> {
+    Own(&'a mut SqliteConnection),
+    Pooled(PoolConnection<Sqlite>),
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = SqliteConnection;
+
+    fn deref(&self) -> &SqliteConnection {
+        match self {
+            Writing::Own(connection) => connection,
+            Writing::Pooled(connection) => connection,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self {
+            Writing::Own(connection) => connection,
+            Writing::Pooled(connection) => connection,
+        }
+    }
+}
+
 /// The handle callers submit commits through.
 pub(super) struct GroupCommit {
     jobs: mpsc::UnboundedSender<Job>,
@@ -105,10 +142,8 @@ async fn write_all(
     commits: &[&OwnedCommit],
 ) -> Result<(), StoreError> {
     let since = recent.generation();
-    let mut tx = match connection {
-        WriterConnection::Own(connection) => connection.begin().await?,
-        WriterConnection::Pool(pool) => pool.begin().await?,
-    };
+    let mut writing = connection.acquire().await?;
+    let mut tx = writing.begin().await?;
     let conversations: Vec<&Conversation> = commits.iter().map(|c| &c.conversation).collect();
     save_conversations(&mut tx, &conversations).await?;
     let events: Vec<(&Event, Option<&Turn>)> =
@@ -174,30 +209,15 @@ async fn commit_batch(connection: &mut WriterConnection, recent: &Recent, batch:
 }
 
 async fn run_outbox(connection: &mut WriterConnection, job: OutboxJob) {
-    let mut pooled;
-    let connection: &mut SqliteConnection = match connection {
-        WriterConnection::Own(connection) => connection,
-        WriterConnection::Pool(pool) => match pool.acquire().await {
-            Ok(acquired) => {
-                pooled = acquired;
-                &mut pooled
-            }
-            Err(error) => {
-                let error = StoreError::from(error);
-                match job {
-                    OutboxJob::Claim(_, done) => drop(done.send(Err(error))),
-                    OutboxJob::Record(_, _, done) => drop(done.send(Err(error))),
-                }
-                return;
-            }
-        },
-    };
     match job {
         OutboxJob::Claim(claim, done) => {
-            let _ = done.send(super::sqlite::claim_deliveries(connection, &claim).await);
+            let claimed = async { super::sqlite::claim_deliveries(&mut *connection.acquire().await?, &claim).await };
+            let _ = done.send(claimed.await);
         }
         OutboxJob::Record(outcomes, now, done) => {
-            let _ = done.send(super::sqlite::record_attempts(connection, &outcomes, now).await);
+            let recorded =
+                async { super::sqlite::record_attempts(&mut *connection.acquire().await?, &outcomes, now).await };
+            let _ = done.send(recorded.await);
         }
     }
 }
