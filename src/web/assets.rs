@@ -89,7 +89,7 @@ impl Assets {
     /// The embedded files, pages told `pages`; the widget's page may be framed by `allowed_origins` (checked
     /// origins).
     pub fn embedded(allowed_origins: &[String], pages: &PageConfig) -> Assets {
-        let filled = format!(r#"<script type="application/json" id="loket-page">{}</script>"#, data_block(pages));
+        let filled = PAGE_CONFIG_SLOT.replacen("{}", &data_block(pages), 1);
         let by_path = FILES
             .iter()
             .map(|file| {
