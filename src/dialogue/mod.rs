@@ -636,12 +636,17 @@ impl Dialogue {
 /// The language to handle a message in: the conversation's, unless the message is clearly written in another
 /// served language (then the conversation follows it, even when the front-end gave a language at start).
 pub fn message_language(knowledge: &Knowledge, conversation: &Conversation, text: &str) -> String {
-    let detected = if conversation.language_fixed {
-        knowledge.index.clearly_other_language(text, &conversation.language)
-    } else {
-        knowledge.index.detect_language(text)
+    language_of(knowledge, text, &conversation.language, conversation.language_fixed)
+}
+
+/// The language for `text` in a conversation now in `current`: a `fixed` language (one the front-end gave) yields
+/// only to a message clearly written in another; otherwise whatever the message is detected to be written in.
+pub fn language_of(knowledge: &Knowledge, text: &str, current: &str, fixed: bool) -> String {
+    let detected = match fixed {
+        true => knowledge.index.clearly_other_language(text, current),
+        false => knowledge.index.detect_language(text),
     };
-    detected.unwrap_or_else(|| conversation.language.clone())
+    detected.unwrap_or_else(|| current.to_owned())
 }
 
 /// The stored outcome of a retry, unless the client message id was first used for another text.

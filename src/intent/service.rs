@@ -134,7 +134,7 @@ pub fn save(training: &ServiceTraining, dir: &Path, seed: u64, evaluation: &str)
          ## Calibration (validation split)\n- temperature {:.3}; expected calibration error {:.4} before, {:.4} after\n\
          - out-of-scope threshold {:.3} on the log of the best in-scope probability (p {:.3}; chosen on validation)\n- in-scope accuracy {:.2}%, out-of-scope recall {}\n\n\
          ## Evaluation\n{evaluation}\n\n\
-         ## Reproduce\n```sh\ncargo run --release -- train --seed {seed} --out models/intent\n```\n\
+         ## Reproduce\n```sh\ncargo run --release -- train --seed {seed} --out models/intent --heldout tests/data/heldout.tsv\n```\n\
          The same seed gives the same bytes.\n",
         r.n_labels,
         training.train_examples,

@@ -118,16 +118,20 @@ fn ui_differences(dir: &Path, locales: &BTreeMap<String, Locale>) -> Vec<Problem
 
 /// The `faq/*.yaml` files of a knowledge-base directory, by path, sorted.
 pub fn read_faq_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>, Problem> {
-    let faq_dir = dir.join("faq");
-    let mut paths = match std::fs::read_dir(&faq_dir) {
+    read_category_files(&dir.join("faq"))
+}
+
+/// The category files (`*.yaml`) directly in `dir`, by path, sorted; none at all is a problem too.
+pub fn read_category_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, Problem> {
+    let mut paths = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
             .collect::<Vec<_>>(),
-        Err(e) => return Err(Problem { file: faq_dir, line: 0, reason: format!("cannot read directory: {e}") }),
+        Err(e) => return Err(Problem { file: dir.to_owned(), line: 0, reason: format!("cannot read directory: {e}") }),
     };
     if paths.is_empty() {
-        return Err(Problem { file: faq_dir, line: 0, reason: "no *.yaml files".into() });
+        return Err(Problem { file: dir.to_owned(), line: 0, reason: "no *.yaml files".into() });
     }
     paths.sort();
     paths

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 
 pub use dictionary::{Dictionary, DictionaryError};
-pub use files::{Problem, export, load_dir, load_locales, parse_files, read_faq_dir};
+pub use files::{Problem, export, load_dir, load_locales, parse_files, read_category_files, read_faq_dir};
 pub use index::{FaqIndex, IndexError, SearchHit, SearchResult};
 pub use locale::{Locale, SmallTalk, chosen_option};
 
