@@ -13,6 +13,7 @@ pub mod dialogue;
 pub mod editor;
 pub mod error;
 pub mod handoff;
+pub mod identity;
 pub mod intent;
 pub mod knowledge;
 pub mod metrics;

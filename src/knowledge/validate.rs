@@ -13,18 +13,7 @@ pub const MAX_QUESTION_CHARS: usize = 300;
 pub const MAX_ANSWER_CHARS: usize = 4000;
 pub const MAX_PHRASINGS: usize = 200;
 
-/// One rule an entry breaks. `field` is a path into the entry: `id`, `translations.nl.answer`, ...
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    pub field: String,
-    pub reason: String,
-}
-
-impl Violation {
-    fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Violation { field: field.into(), reason: reason.into() }
-    }
-}
+pub use crate::error::Violation;
 
 fn is_name(text: &str, max: usize) -> bool {
     !text.is_empty()

@@ -17,56 +17,14 @@ use tracing::{info, warn};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use crate::access::ApiKey;
 use crate::config::StorageConfig;
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
+use crate::identity::ApiKey;
 use crate::knowledge::Faq;
 use crate::knowledge::gaps::Gap;
 use crate::paging::Position;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Database(sqlx::Error),
-    /// The database could not be reached (refused, connection lost, no connection free in time) before anything
-    /// was committed: the operation was not applied and may be retried as it is.
-    #[error("database unreachable: {0}")]
-    Unavailable(sqlx::Error),
-    /// The connection was lost while the commit was under way: it may or may not have been applied. Only a retry
-    /// that is idempotent (the same client message id, a conditional update) is safe.
-    #[error("commit outcome unknown: {0}")]
-    OutcomeUnknown(sqlx::Error),
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-    /// A customer message with this client message id is already stored (a concurrent retry won).
-    #[error("duplicate client message id")]
-    DuplicateClientMessage,
-    /// The hand-off was no longer in the expected state: someone else changed it first.
-    #[error("hand-off changed concurrently")]
-    Conflict,
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        if is_connection_error(&error) { StoreError::Unavailable(error) } else { StoreError::Database(error) }
-    }
-}
-
-/// Whether the error says the database could not be talked to, rather than that it refused the statement.
-fn is_connection_error(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        // SQLSTATE class 08 (connection exception) and 57P01-57P03 (the server is shutting down or starting).
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P0")),
-        _ => false,
-    }
-}
+pub use crate::error::StoreError;
 
 /// Commits `tx`. A connection lost while the commit is under way leaves its outcome unknown: the server may have
 /// committed before the reply was lost. Every other failure before or at commit leaves nothing applied.

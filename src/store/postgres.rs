@@ -17,8 +17,8 @@ use super::{
     AttemptOutcome, AttemptResult, AuditEntry, Change, Commit, ConversationLock, Delivery, Erased, FaqRevision,
     HandoffFilter, KnowledgeWrite, NewDelivery, OutboxDepth, Redeliver, StatsRecords, Store, StoreError, StoredFaq,
 };
-use crate::access::{ApiKey, Role};
 use crate::conversation::{Channel, Conversation, Event, EventBody, Handoff, HandoffState, State, Tier, Turn};
+use crate::identity::{ApiKey, Role};
 use crate::knowledge::gaps::Gap;
 use crate::knowledge::{Faq, Translation};
 use crate::paging::Position;
