@@ -124,7 +124,7 @@ async fn run(size: Option<usize>, edits: usize) {
     let store = SqliteStore::open(&config.storage.data_dir).await.unwrap();
     let app = App::build_with(config, Arc::new(store), Arc::new(SystemClock)).await.unwrap();
     let startup = started.elapsed();
-    let entries = app.dialogue.knowledge().base.faqs.len();
+    let entries = app.context().knowledge.current().base.faqs.len();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(app.serve(listener, std::future::pending()));

@@ -106,7 +106,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let deliverer = webhooks.spawn().expect("a webhook is configured");
+    let deliverer = tokio::spawn(webhooks.run().expect("a webhook is configured"));
     loop {
         let (_, events) = receiver.counts();
         if events >= queued {

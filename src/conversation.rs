@@ -305,3 +305,34 @@ impl DialogueMemory {
         self.first_ask = self.first_ask.take().map(|t| redact(&t));
     }
 }
+
+impl Conversation {
+    /// Numbers `body` as this conversation's next event, at `updated_at` (events are numbered 1, 2, ... per
+    /// conversation, and a commit stores them with the header's new `last_seq`).
+    pub fn next_event(&mut self, body: EventBody) -> Event {
+        self.last_seq += 1;
+        Event { conversation_id: self.id.clone(), seq: self.last_seq, created_at: self.updated_at, body }
+    }
+
+    /// Moves the conversation to `to` and returns the event that records the change.
+    pub fn change_state(&mut self, to: State, reason: Option<HandoffReason>, detail: &str) -> Event {
+        let change = StateChange { from: self.state, to, handoff_reason: reason, detail: detail.to_owned() };
+        self.state = to;
+        self.next_event(EventBody::StateChange(change))
+    }
+}
+
+impl EventBody {
+    /// A message from the bot in `language`, answering from FAQ entry `faq_id` when it does.
+    pub fn bot_message(text: String, language: &str, faq_id: Option<String>) -> EventBody {
+        EventBody::Message(Message {
+            id: uuid::Uuid::new_v4().to_string(),
+            author: Author::Bot,
+            text,
+            language: language.to_owned(),
+            client_message_id: None,
+            faq_id,
+            author_name: None,
+        })
+    }
+}

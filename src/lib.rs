@@ -12,10 +12,12 @@ pub mod conversation;
 pub mod dialogue;
 pub mod editor;
 pub mod error;
+pub mod gauges;
 pub mod handoff;
 pub mod identity;
 pub mod intent;
 pub mod knowledge;
+pub mod ledger;
 pub mod metrics;
 pub mod paging;
 pub mod privacy;
@@ -40,11 +42,15 @@ use tracing::info;
 use crate::access::{Access, RateLimiter};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::dialogue::Dialogue;
-use crate::editor::{Editor, Retrainer, seed};
+use crate::dialogue::{Dialogue, DialogueParts};
+use crate::editor::{Editor, EditorParts, RetrainSources, Retrainer, seed};
+use crate::handoff::{Desk, QueueHub, Schedules};
 use crate::intent::LiveModel;
 use crate::knowledge::{Knowledge, LiveKnowledge};
+use crate::ledger::Ledger;
+use crate::stats::Stats;
 use crate::store::Store;
+use crate::webhooks::Webhooks;
 
 /// How often the database is checked for health reporting (and how long each check may take).
 const STORE_PROBE_INTERVAL: Duration = Duration::from_millis(250);
@@ -69,14 +75,33 @@ pub fn first_start(open: bool, keys_ever: usize, address: std::net::SocketAddr) 
     }
 }
 
+/// The shared parts every service is built from. `App` makes one and hands each service only the parts it uses;
+/// no service reaches another through it.
+#[derive(Clone)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    /// The knowledge base in force (an edit swaps in a rebuilt one).
+    pub knowledge: Arc<LiveKnowledge>,
+    /// The intent model in force (a retrain or a new file swaps in another).
+    pub model: Arc<LiveModel>,
+    /// Loading, holding, committing and streaming conversations: shared by the bot and the agents' desk.
+    pub ledger: Arc<Ledger>,
+    /// Hand-off queue changes, to the agents watching.
+    pub queue: Arc<QueueHub>,
+    pub webhooks: Arc<Webhooks>,
+}
+
 /// Everything a running loket needs, built from a [`Config`]; tests build one and serve it on their own listener.
 pub struct App {
     pub config: Arc<Config>,
     pub dialogue: Arc<Dialogue>,
+    pub desk: Arc<Desk>,
     pub editor: Arc<Editor>,
+    pub stats: Arc<Stats>,
     pub access: Arc<Access>,
-    /// Watched for reachability: health follows it.
-    store: Arc<dyn Store>,
+    context: Context,
     /// Where background retrains save the model they swap in.
     retrained_dir: PathBuf,
 }
@@ -148,18 +173,68 @@ impl App {
         } else {
             info!(keys = access.live_keys(), "access control: API keys required");
         }
+        // Checked here too, not only by `Config::load_layered`: a config built in code must be as valid.
+        let schedules = Schedules::from_config(&config.handoff)
+            .map_err(|reason| config::ConfigError::Invalid { key: "handoff.office_hours".into(), reason })?;
+        webhooks::check_config(&config.webhooks, &config.webhook_delivery)
+            .map_err(|(key, reason)| config::ConfigError::Invalid { key, reason })?;
         let config = Arc::new(config);
-        let live = Arc::new(LiveKnowledge::new(knowledge));
-        let dialogue = Arc::new(Dialogue::new(Arc::clone(&store), live, Arc::new(model), Arc::clone(&config), clock)?);
-        let editor = Arc::new(Editor::new(Arc::clone(&dialogue), entries, locales, retrainer));
-        Ok(App { config, dialogue, editor, access, store, retrained_dir })
+        let webhooks =
+            Arc::new(Webhooks::new(Arc::clone(&store), Arc::clone(&clock), &config.webhooks, &config.webhook_delivery));
+        let ledger = Ledger::new(Arc::clone(&store), Arc::clone(&clock), config.limits.bounds(), Arc::clone(&webhooks));
+        let context = Context {
+            config: Arc::clone(&config),
+            store,
+            clock,
+            knowledge: Arc::new(LiveKnowledge::new(knowledge)),
+            model: Arc::new(model),
+            ledger: Arc::new(ledger),
+            queue: Arc::new(QueueHub::default()),
+            webhooks,
+        };
+        let c = &context;
+        let dialogue = Arc::new(Dialogue::new(DialogueParts {
+            ledger: Arc::clone(&c.ledger),
+            store: Arc::clone(&c.store),
+            knowledge: Arc::clone(&c.knowledge),
+            model: Arc::clone(&c.model),
+            config: Arc::clone(&c.config),
+            schedules,
+            queue: Arc::clone(&c.queue),
+            webhooks: Arc::clone(&c.webhooks),
+        }));
+        let desk = Arc::new(Desk::new(
+            Arc::clone(&c.ledger),
+            Arc::clone(&c.store),
+            Arc::clone(&c.knowledge),
+            Arc::clone(&c.config),
+            Arc::clone(&c.queue),
+            Arc::clone(&c.webhooks),
+        ));
+        let editor_parts = EditorParts {
+            store: Arc::clone(&c.store),
+            clock: Arc::clone(&c.clock),
+            knowledge: Arc::clone(&c.knowledge),
+            model: Arc::clone(&c.model),
+            config: Arc::clone(&c.config),
+            webhooks: Arc::clone(&c.webhooks),
+        };
+        let editor = Arc::new(Editor::new(editor_parts, entries, locales, retrainer));
+        let stats =
+            Arc::new(Stats::new(Arc::clone(&c.store), Arc::clone(&c.clock), Arc::clone(&c.knowledge), &c.config));
+        Ok(App { config, dialogue, desk, editor, stats, access, context, retrained_dir })
+    }
+
+    /// The shared parts the services were built from.
+    pub fn context(&self) -> &Context {
+        &self.context
     }
 
     /// The first five minutes: on a database without any API key, served on a loopback `address`, makes a
     /// widget key and an agent key and prints them once with the demo page's address, so a newcomer can chat and
     /// take the hand-off at once. On any other address it makes nothing and says how to make keys.
     pub async fn welcome(&self, address: std::net::SocketAddr) -> anyhow::Result<()> {
-        match first_start(self.access.is_open(), self.store.api_keys().await?.len(), address) {
+        match first_start(self.access.is_open(), self.context.store.api_keys().await?.len(), address) {
             FirstStart::Nothing => {}
             FirstStart::Explain => tracing::warn!(
                 %address,
@@ -198,36 +273,64 @@ impl App {
         metrics: Option<TcpListener>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let watcher = self.watch_model();
-        let exporter = match metrics {
-            Some(metrics_listener) => {
-                // Installed before the first request, so every request is counted.
-                metrics::install();
-                let url = metrics_listener.local_addr().map(|a| format!("http://{a}/metrics")).unwrap_or_default();
-                info!(%url, "serving metrics");
-                let gauges = Arc::new(metrics::Gauges::new(Arc::clone(&self.dialogue)));
-                Some(tokio::spawn(metrics::serve(metrics_listener, gauges, std::future::pending())))
-            }
-            None => {
-                info!("metrics off");
-                None
-            }
+        // Every background task of the server; dropping the set at the end aborts whatever still runs.
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(metrics_listener) = metrics {
+            // Installed before the first request, so every request is counted.
+            metrics::install();
+            let url = metrics_listener.local_addr().map(|a| format!("http://{a}/metrics")).unwrap_or_default();
+            info!(%url, "serving metrics");
+            let c = &self.context;
+            let gauges = Arc::new(gauges::Gauges::new(
+                Arc::clone(&c.store),
+                Arc::clone(&c.clock),
+                Arc::clone(&c.knowledge),
+                Arc::clone(&c.model),
+                Arc::clone(&c.config),
+                Arc::clone(&c.webhooks),
+            ));
+            tasks.spawn(async move {
+                if let Err(error) = gauges::serve(metrics_listener, gauges, std::future::pending()).await {
+                    tracing::error!(%error, "metrics endpoint stopped");
+                }
+            });
+        } else {
+            info!("metrics off");
+        }
+        self.watch_model(&mut tasks);
+        let sources = RetrainSources {
+            store: Arc::clone(&self.context.store),
+            knowledge: Arc::clone(&self.context.knowledge),
+            model: Arc::clone(&self.context.model),
+            config: Arc::clone(&self.context.config),
         };
-        let retrain = self.editor.retrainer_handle().spawn(Arc::clone(&self.dialogue), self.retrained_dir.clone());
-        let keys = self.reload_keys();
-        // Apart from every request: a slow or dead receiver holds up only its own deliveries.
-        let deliverer = self.dialogue.webhooks().spawn();
-        let retention = self.enforce_retention();
+        tasks.spawn(self.editor.retrainer_handle().run(sources, self.retrained_dir.clone()));
+        self.reload_keys(&mut tasks);
+        // Apart from every request: a slow or dead receiver holds up only its own deliveries. What it was posting
+        // when the server stops stays leased and is posted again after a restart (at least once).
+        if let Some(deliverer) = self.context.webhooks.run() {
+            tasks.spawn(deliverer);
+        }
+        self.enforce_retention(&mut tasks);
         let tls = match self.config.server.tls() {
             true => Some(server::tls_config(&self.config.server.tls_cert, &self.config.server.tls_key)?),
             false => None,
         };
         // Before serving, so no change another replica commits from here on is missed.
-        let follower = replica::follow(Arc::clone(&self.dialogue), Arc::clone(&self.editor)).await?;
-        let (store_reachable, probe) = store::watch_reachable(Arc::clone(&self.store), STORE_PROBE_INTERVAL);
+        let c = &self.context;
+        let follower = replica::Follower {
+            store: Arc::clone(&c.store),
+            ledger: Arc::clone(&c.ledger),
+            queue: Arc::clone(&c.queue),
+            editor: Arc::clone(&self.editor),
+        };
+        if let Some(following) = follower.start().await? {
+            tasks.spawn(following);
+        }
+        let (store_reachable, probe) = store::watch_reachable(Arc::clone(&self.context.store), STORE_PROBE_INTERVAL);
         // On shutdown: stop a retrain under way (the next start redoes it) and end the open watch streams, since
         // the transport drains only once every stream is done; the transport turns health NOT_SERVING.
-        let dialogue = Arc::clone(&self.dialogue);
+        let ledger = Arc::clone(&self.context.ledger);
         let retrainer = self.editor.retrainer_handle();
         let draining = Arc::new(tokio::sync::Notify::new());
         let drain_started = Arc::clone(&draining);
@@ -235,11 +338,21 @@ impl App {
             shutdown.await;
             info!("shutting down: health NOT_SERVING, ending watch streams, draining requests in flight");
             retrainer.cancel();
-            dialogue.close_streams();
+            ledger.close_streams();
             drain_started.notify_one();
         };
         let drain_timeout = Duration::from_millis(self.config.server.drain_timeout_ms);
-        let serving = server::serve(self.dialogue, self.editor, self.access, tls, listener, store_reachable, shutdown);
+        let services = server::Services {
+            dialogue: self.dialogue,
+            desk: self.desk,
+            editor: self.editor,
+            stats: self.stats,
+            access: self.access,
+            webhooks: Arc::clone(&self.context.webhooks),
+            config: Arc::clone(&self.context.config),
+            knowledge: Arc::clone(&self.context.knowledge),
+        };
+        let serving = server::serve(services, tls, listener, store_reachable, shutdown);
         // Requests that outlive the drain (a client's endless health watch, a stuck call) do not hold the exit.
         let served = tokio::select! {
             served = serving => served,
@@ -249,56 +362,39 @@ impl App {
             }
         };
         probe.abort();
-        keys.abort();
-        // What it was posting stays leased and is posted again after a restart (at least once).
-        if let Some(deliverer) = deliverer {
-            deliverer.abort();
-        }
-        if let Some(follower) = follower {
-            follower.abort();
-        }
-        if let Some(retention) = retention {
-            retention.abort();
-        }
-        if let Some(watcher) = watcher {
-            watcher.abort();
-        }
-        retrain.abort();
-        if let Some(exporter) = exporter {
-            exporter.abort();
-        }
+        tasks.shutdown().await;
         served?;
         Ok(())
     }
 
     /// Redacts personal data from transcripts older than `privacy.transcript_retention_days`, now and then every
     /// `privacy.retention_check_secs`.
-    fn enforce_retention(&self) -> Option<tokio::task::JoinHandle<()>> {
+    fn enforce_retention(&self, tasks: &mut tokio::task::JoinSet<()>) {
         let days = self.config.privacy.transcript_retention_days;
         if days == 0 {
-            return None;
+            return;
         }
-        let dialogue = Arc::clone(&self.dialogue);
+        let (store, clock) = (Arc::clone(&self.context.store), Arc::clone(&self.context.clock));
         let every = Duration::from_secs(self.config.privacy.retention_check_secs.max(1));
-        Some(tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                let before = dialogue.now() - (days as i64) * 86_400_000;
-                match dialogue.store().redact_before(before, privacy::redact).await {
+                let before = clock.now_millis() - (days as i64) * 86_400_000;
+                match store.redact_before(before, privacy::redact).await {
                     Ok(0) => {}
                     Ok(rows) => info!(rows, days, "expired transcripts redacted"),
                     Err(e) => tracing::error!(error = %e, "redacting expired transcripts failed; retrying later"),
                 }
             }
-        }))
+        });
     }
 
     /// Picks up keys created or revoked from outside the process (`loket keys`) every `auth.reload_secs`.
-    fn reload_keys(&self) -> tokio::task::JoinHandle<()> {
+    fn reload_keys(&self, tasks: &mut tokio::task::JoinSet<()>) {
         let access = Arc::clone(&self.access);
         let every = Duration::from_secs(self.config.auth.reload_secs.max(1));
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
@@ -307,25 +403,25 @@ impl App {
                     tracing::error!(error = %e, "reloading API keys failed: keeping the ones loaded");
                 }
             }
-        })
+        });
     }
 
     /// Polls the model directory and swaps in a newly trained model (a broken one is rejected, the old stays).
-    fn watch_model(&self) -> Option<tokio::task::JoinHandle<()>> {
+    fn watch_model(&self, tasks: &mut tokio::task::JoinSet<()>) {
         let every = self.config.intent.reload_check_secs;
         if every == 0 {
-            return None;
+            return;
         }
-        let dialogue = Arc::clone(&self.dialogue);
-        Some(tokio::spawn(async move {
+        let model = Arc::clone(&self.context.model);
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(every));
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let dialogue = Arc::clone(&dialogue);
+                let model = Arc::clone(&model);
                 // Loading parses a few MB: off the async workers.
-                let _ = tokio::task::spawn_blocking(move || dialogue.model().reload_if_changed()).await;
+                let _ = tokio::task::spawn_blocking(move || model.reload_if_changed()).await;
             }
-        }))
+        });
     }
 }

@@ -1,19 +1,12 @@
-//! Prometheus metrics: their names, the process-wide recorder, the `/metrics` HTTP endpoint and the gauges read
-//! at scrape time. Domain code records through the `metrics` facade macros with these names. Label values are
+//! Prometheus metrics: their names, descriptions and the process-wide recorder (the `/metrics` endpoint and the
+//! gauges read at scrape time are `gauges`, beside `App`). Domain code records through the `metrics` facade
+//! macros with these names; this module imports nothing of the domain. Label values are
 //! enum-like only (RPC name, status code, decision kind, reason, configured skill), never customer text or ids.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
-use tracing::warn;
-
-use crate::conversation::HandoffState;
-use crate::dialogue::Dialogue;
-use crate::store::HandoffFilter;
 
 /// Histogram of gRPC request latency (until the response head; for streams, until the stream opens), by
 /// `grpc_service` and `grpc_method`.
@@ -60,7 +53,7 @@ pub fn install() -> &'static PrometheusHandle {
             .build_recorder();
         let handle = recorder.handle();
         if let Err(error) = metrics::set_global_recorder(recorder) {
-            warn!(%error, "another metrics recorder is installed: /metrics stays empty");
+            tracing::warn!(%error, "another metrics recorder is installed: /metrics stays empty");
         }
         describe();
         handle
@@ -119,129 +112,4 @@ impl ModelVersion {
         let written_at = std::fs::metadata(&weights).and_then(|m| m.modified()).ok();
         Some(ModelVersion { version, written_at })
     }
-}
-
-/// Reads what the gauges show from the running service, just before each scrape.
-pub struct Gauges {
-    dialogue: Arc<Dialogue>,
-    /// The model version, recomputed only when a different model is in use.
-    model: Mutex<Option<(usize, Option<ModelVersion>)>>,
-}
-
-impl Gauges {
-    pub fn new(dialogue: Arc<Dialogue>) -> Self {
-        Self { dialogue, model: Mutex::new(None) }
-    }
-
-    /// Skills that may appear as label values ([`crate::handoff::known_skills`]). A transfer to any other skill
-    /// (typed by an agent) is shown as "other".
-    fn known_skills(&self) -> BTreeSet<String> {
-        crate::handoff::known_skills(&self.dialogue.config().handoff, &self.dialogue.knowledge().base.faqs)
-    }
-
-    pub async fn refresh(&self) {
-        let now = self.dialogue.now();
-        let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: Vec::new() };
-        match self.dialogue.store().handoffs(&filter, None, u32::MAX).await {
-            Ok(queued) => {
-                let known = self.known_skills();
-                let mut queues: BTreeMap<String, (u64, i64)> =
-                    known.iter().map(|skill| (skill.clone(), (0, 0))).collect();
-                for handoff in queued {
-                    let skill = if known.contains(&handoff.skill) { handoff.skill.clone() } else { "other".into() };
-                    let from = if handoff.callback {
-                        handoff.created_at.max(handoff.expected_pickup_at)
-                    } else {
-                        handoff.created_at
-                    };
-                    let queue = queues.entry(skill).or_default();
-                    queue.0 += 1;
-                    queue.1 = queue.1.max(now - from);
-                }
-                for (skill, (length, oldest)) in queues {
-                    metrics::gauge!(QUEUE_LENGTH, "skill" => skill.clone()).set(length as f64);
-                    metrics::gauge!(QUEUE_OLDEST_WAIT, "skill" => skill).set(oldest.max(0) as f64 / 1000.0);
-                }
-            }
-            Err(error) => warn!(%error, "queue gauges not refreshed"),
-        }
-        self.refresh_outbox().await;
-        let knowledge = self.dialogue.knowledge();
-        metrics::gauge!(KNOWLEDGE_ENTRIES).set(knowledge.base.faqs.len() as f64);
-        metrics::gauge!(INDEX_EXAMPLES).set(knowledge.index.len() as f64);
-        self.refresh_model().await;
-    }
-
-    /// Deliveries per configured webhook and state (0 where none): one grouped count, only with webhooks.
-    async fn refresh_outbox(&self) {
-        let webhooks = self.dialogue.webhooks();
-        let mut depth: BTreeMap<(String, &str), u64> = BTreeMap::new();
-        for name in webhooks.names() {
-            for state in ["pending", "failed"] {
-                depth.insert((name.to_owned(), state), 0);
-            }
-        }
-        if depth.is_empty() {
-            return;
-        }
-        match webhooks.store().outbox_depth().await {
-            Ok(rows) => {
-                for row in rows {
-                    // Rows of a webhook no longer configured are not a label of their own.
-                    if let Some(count) =
-                        depth.get_mut(&(row.webhook, if row.state == "failed" { "failed" } else { "pending" }))
-                    {
-                        *count += row.count;
-                    }
-                }
-                for ((webhook, state), count) in depth {
-                    metrics::gauge!(WEBHOOK_OUTBOX, "webhook" => webhook, "state" => state).set(count as f64);
-                }
-            }
-            Err(error) => warn!(%error, "webhook outbox gauge not refreshed"),
-        }
-    }
-
-    async fn refresh_model(&self) {
-        let current = self.dialogue.model().current();
-        let key = current.as_ref().map_or(0, |model| Arc::as_ptr(model) as usize);
-        let known = self.model.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|(k, _)| *k);
-        if known != Some(key) {
-            // The directory the model in use came from: the shipped one, or a background retrain's.
-            let dir = self.dialogue.model().dir();
-            // Hashing a few MB: off the async workers.
-            let version = match current {
-                Some(_) => tokio::task::spawn_blocking(move || ModelVersion::of_dir(&dir)).await.ok().flatten(),
-                None => None,
-            };
-            if let Some((_, Some(old))) = &*self.model.lock().unwrap_or_else(|e| e.into_inner()) {
-                metrics::gauge!(MODEL_INFO, "version" => old.version.clone()).set(0.0);
-            }
-            *self.model.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, version));
-        }
-        if let Some((_, Some(model))) = &*self.model.lock().unwrap_or_else(|e| e.into_inner()) {
-            metrics::gauge!(MODEL_INFO, "version" => model.version.clone()).set(1.0);
-            let written = model.written_at.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-            metrics::gauge!(MODEL_WRITTEN).set(written.map_or(0.0, |d| d.as_secs_f64()));
-        }
-    }
-}
-
-/// Serves `GET /metrics` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    gauges: Arc<Gauges>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let handle = install();
-    let metrics = axum::routing::get(move || {
-        let gauges = Arc::clone(&gauges);
-        async move {
-            gauges.refresh().await;
-            handle.run_upkeep();
-            ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
-        }
-    });
-    let app = axum::Router::new().route("/metrics", metrics);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -8,64 +8,73 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::conversation::HandoffState;
-use crate::dialogue::Dialogue;
 use crate::editor::Editor;
-use crate::handoff::QueueEventKind;
-use crate::store::{Change, StoreError};
+use crate::handoff::{QueueEventKind, QueueHub};
+use crate::ledger::Ledger;
+use crate::store::{Change, Store, StoreError};
 
-/// Starts following other replicas' changes; `None` when the store is this process's alone.
-pub async fn follow(
-    dialogue: Arc<Dialogue>,
-    editor: Arc<Editor>,
-) -> Result<Option<tokio::task::JoinHandle<()>>, StoreError> {
-    let Some(changes) = dialogue.store().changes().await? else { return Ok(None) };
-    Ok(Some(tokio::spawn(run(dialogue, editor, changes))))
+/// What following other replicas reads (the store) and tells (conversation watchers through the ledger, agents'
+/// queues, the editor's index and model).
+pub struct Follower {
+    pub store: Arc<dyn Store>,
+    pub ledger: Arc<Ledger>,
+    pub queue: Arc<QueueHub>,
+    pub editor: Arc<Editor>,
 }
 
-async fn run(dialogue: Arc<Dialogue>, editor: Arc<Editor>, mut changes: mpsc::Receiver<Change>) {
-    while let Some(change) = changes.recv().await {
-        if let Err(error) = apply(&dialogue, &editor, change).await {
-            // Watchers catch up from the store on their next event; the index on the next knowledge change.
-            warn!(%error, "taking in another replica's change failed");
-        }
+impl Follower {
+    /// Starts following other replicas' changes: the task to run, or `None` when the store is this process's
+    /// alone. Subscribes before returning, so nothing committed from here on is missed.
+    pub async fn start(self) -> Result<Option<impl std::future::Future<Output = ()> + Send + 'static>, StoreError> {
+        let Some(changes) = self.store.changes().await? else { return Ok(None) };
+        Ok(Some(self.run(changes)))
     }
-}
 
-async fn apply(dialogue: &Dialogue, editor: &Editor, change: Change) -> crate::error::Result<()> {
-    let store = dialogue.store();
-    match change {
-        Change::Events { conversation_id, first_seq, last_seq } => {
-            if dialogue.hub().watched().contains(&conversation_id) {
-                let mut events = store.events(&conversation_id, first_seq.saturating_sub(1)).await?;
-                events.retain(|e| e.seq <= last_seq);
-                dialogue.publish(&events);
+    async fn run(self, mut changes: mpsc::Receiver<Change>) {
+        while let Some(change) = changes.recv().await {
+            if let Err(error) = self.apply(change).await {
+                // Watchers catch up from the store on their next event; the index on the next knowledge change.
+                warn!(%error, "taking in another replica's change failed");
             }
         }
-        Change::Handoff { handoff_id, from, to, from_skill } => {
-            let kind = match (from, to) {
-                (None, _) => QueueEventKind::New,
-                (Some(HandoffState::Queued), HandoffState::Claimed) => QueueEventKind::Claimed,
-                (Some(HandoffState::Claimed), HandoffState::Queued) => QueueEventKind::Transferred,
-                (Some(HandoffState::Claimed), HandoffState::Resolved) => QueueEventKind::Resolved,
-                // A rating: nothing an agent's queue shows.
-                _ => return Ok(()),
-            };
-            let from_skill = (kind == QueueEventKind::Transferred).then_some(from_skill);
-            dialogue.queue().publish_remote(store, kind, &handoff_id, from_skill).await?;
-        }
-        Change::Knowledge { .. } => editor.reload().await?,
-        Change::Resync => {
-            // The newest event of each watched conversation: a watcher that missed earlier ones sees the gap and
-            // reads them from the store.
-            for conversation_id in dialogue.hub().watched() {
-                if let Some(conversation) = store.conversation(&conversation_id).await? {
-                    let events = store.events(&conversation_id, conversation.last_seq.saturating_sub(1)).await?;
-                    dialogue.publish(&events);
+    }
+
+    async fn apply(&self, change: Change) -> crate::error::Result<()> {
+        let (store, ledger, editor) = (&*self.store, &self.ledger, &self.editor);
+        match change {
+            Change::Events { conversation_id, first_seq, last_seq } => {
+                if ledger.hub().watched().contains(&conversation_id) {
+                    let mut events = store.events(&conversation_id, first_seq.saturating_sub(1)).await?;
+                    events.retain(|e| e.seq <= last_seq);
+                    ledger.publish(&events);
                 }
             }
-            dialogue.queue().resync();
-            editor.reload().await?;
+            Change::Handoff { handoff_id, from, to, from_skill } => {
+                let kind = match (from, to) {
+                    (None, _) => QueueEventKind::New,
+                    (Some(HandoffState::Queued), HandoffState::Claimed) => QueueEventKind::Claimed,
+                    (Some(HandoffState::Claimed), HandoffState::Queued) => QueueEventKind::Transferred,
+                    (Some(HandoffState::Claimed), HandoffState::Resolved) => QueueEventKind::Resolved,
+                    // A rating: nothing an agent's queue shows.
+                    _ => return Ok(()),
+                };
+                let from_skill = (kind == QueueEventKind::Transferred).then_some(from_skill);
+                self.queue.publish_remote(store, kind, &handoff_id, from_skill).await?;
+            }
+            Change::Knowledge { .. } => editor.reload().await?,
+            Change::Resync => {
+                // The newest event of each watched conversation: a watcher that missed earlier ones sees the gap and
+                // reads them from the store.
+                for conversation_id in ledger.hub().watched() {
+                    if let Some(conversation) = store.conversation(&conversation_id).await? {
+                        let events = store.events(&conversation_id, conversation.last_seq.saturating_sub(1)).await?;
+                        ledger.publish(&events);
+                    }
+                }
+                self.queue.resync();
+                editor.reload().await?;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }

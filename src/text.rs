@@ -108,3 +108,41 @@ mod tests {
         assert!(shorten(&"x".repeat(50), 10).chars().count() <= 10);
     }
 }
+
+/// The configured bounds on what callers send (`[limits]`), and the checks every service applies with them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_id_bytes: usize,
+    pub max_message_bytes: usize,
+}
+
+impl Limits {
+    /// An id from a caller (conversation, hand-off, customer, client message, agent, skill) must be given, fit
+    /// the configured limit and be one line without control characters.
+    pub fn check_id(&self, field: &'static str, value: &str) -> crate::error::Result<()> {
+        if value.trim().is_empty() {
+            return Err(crate::error::Error::invalid(field, "is required"));
+        }
+        if value.len() > self.max_id_bytes {
+            return Err(crate::error::Error::invalid(field, format!("longer than {} bytes", self.max_id_bytes)));
+        }
+        check_characters(field, value, false)
+    }
+
+    /// A message text must have content and fit the configured limit.
+    pub fn check_text(&self, text: &str) -> crate::error::Result<()> {
+        if text.trim().is_empty() {
+            return Err(crate::error::Error::invalid("text", "is empty"));
+        }
+        self.check_text_limit("text", text)
+    }
+
+    /// Free text from a caller (a message, a comment, a note) fits the configured limit and carries no control
+    /// characters but tab and line breaks.
+    pub fn check_text_limit(&self, field: &'static str, text: &str) -> crate::error::Result<()> {
+        if text.len() > self.max_message_bytes {
+            return Err(crate::error::Error::invalid(field, format!("longer than {} bytes", self.max_message_bytes)));
+        }
+        check_characters(field, text, true)
+    }
+}

@@ -15,17 +15,23 @@ use std::sync::Arc;
 
 use tracing::info;
 
-pub use retrain::{RetrainStatus, Retrainer, trained_version};
+pub use retrain::{RetrainSources, RetrainStatus, Retrainer, trained_version};
 
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::conversation::{Channel, Decision, DialogueMemory, Tier};
-use crate::dialogue::{Dialogue, TurnInput};
+use crate::dialogue::{Policy, TurnInput};
 use crate::error::{Error, Result};
+use crate::intent::LiveModel;
 use crate::knowledge::gaps::{self, GapGroup};
 use crate::knowledge::validate::{Violation, check_across, check_entry};
-use crate::knowledge::{Faq, Knowledge, KnowledgeBase, Locale, Problem, Translation, export, parse_files};
-use crate::store::{FaqAction, FaqChange, FaqRevision, KnowledgeWrite, StoreError, StoredFaq};
+use crate::knowledge::{
+    Faq, Knowledge, KnowledgeBase, LiveKnowledge, Locale, Problem, Translation, export, parse_files,
+};
+use crate::store::{FaqAction, FaqChange, FaqRevision, KnowledgeWrite, Store, StoreError, StoredFaq};
+use crate::text::Limits;
 use crate::text::normalize;
-use crate::webhooks::{EventType, payload};
+use crate::webhooks::{EventType, Webhooks, payload};
 
 /// Most gaps read to build the grouped list.
 const MAX_GAPS_READ: u32 = 10_000;
@@ -71,7 +77,14 @@ pub struct TestOutcome {
 }
 
 pub struct Editor {
-    dialogue: Arc<Dialogue>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    knowledge: Arc<LiveKnowledge>,
+    model: Arc<LiveModel>,
+    config: Arc<Config>,
+    policy: Policy,
+    limits: Limits,
+    webhooks: Arc<Webhooks>,
     locales: BTreeMap<String, Locale>,
     /// Every entry ever stored (retired too), by id; changed only under this lock, after the store committed.
     entries: tokio::sync::Mutex<BTreeMap<String, StoredFaq>>,
@@ -80,15 +93,39 @@ pub struct Editor {
     edits: std::sync::atomic::AtomicU64,
 }
 
+/// What the editor is built from: the parts of the application context it uses.
+pub struct EditorParts {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub knowledge: Arc<LiveKnowledge>,
+    pub model: Arc<LiveModel>,
+    pub config: Arc<Config>,
+    pub webhooks: Arc<Webhooks>,
+}
+
 impl Editor {
     pub fn new(
-        dialogue: Arc<Dialogue>,
+        parts: EditorParts,
         entries: Vec<StoredFaq>,
         locales: BTreeMap<String, Locale>,
         retrainer: Arc<Retrainer>,
     ) -> Editor {
+        let EditorParts { store, clock, knowledge, model, config, webhooks } = parts;
         let entries = entries.into_iter().map(|e| (e.faq.id.clone(), e)).collect();
-        Editor { dialogue, locales, entries: tokio::sync::Mutex::new(entries), retrainer, edits: Default::default() }
+        Editor {
+            policy: Policy::new(config.policy.clone(), config.channels.clone()),
+            limits: config.limits.bounds(),
+            store,
+            clock,
+            knowledge,
+            model,
+            config,
+            webhooks,
+            locales,
+            entries: tokio::sync::Mutex::new(entries),
+            retrainer,
+            edits: Default::default(),
+        }
     }
 
     pub fn retrainer(&self) -> &Retrainer {
@@ -98,7 +135,7 @@ impl Editor {
     /// The retrain task's state, with the entries the model in use leaves to retrieval.
     pub fn retrain_status(&self) -> RetrainStatus {
         let mut status = self.retrainer.status();
-        if let Some(model) = self.dialogue.model().current() {
+        if let Some(model) = self.model.current() {
             status.weak_entries = model.weak_labels().to_vec();
         }
         status
@@ -109,11 +146,11 @@ impl Editor {
     }
 
     fn languages(&self) -> &[String] {
-        &self.dialogue.config().languages.supported
+        &self.config.languages.supported
     }
 
     pub async fn get(&self, id: &str) -> Result<StoredFaq> {
-        self.dialogue.check_id("id", id)?;
+        self.limits.check_id("id", id)?;
         self.entries.lock().await.get(id).cloned().ok_or_else(|| Error::NotFound { what: "FAQ", id: id.to_owned() })
     }
 
@@ -189,7 +226,7 @@ impl Editor {
 
     /// Retires entry `id` (kept with its history, no longer answered); `revision`, when given, must match.
     pub async fn retire(&self, id: &str, revision: Option<i64>, author: &str) -> Result<StoredFaq> {
-        self.dialogue.check_id("id", id)?;
+        self.limits.check_id("id", id)?;
         let mut entries = self.entries.lock().await;
         let current = live_entry(&entries, id)?;
         if let Some(revision) = revision {
@@ -262,39 +299,36 @@ impl Editor {
         if let Some(id) = faq_id {
             self.get(id).await?;
         }
-        Ok(self.dialogue.store().faq_revisions(faq_id, before_version, limit).await?)
+        Ok(self.store.faq_revisions(faq_id, before_version, limit).await?)
     }
 
     /// What loket would answer to `text` right now, and why; nothing is stored.
     pub fn test_query(&self, text: &str, language: Option<&str>, tier: Tier, channel: Channel) -> Result<TestOutcome> {
-        self.dialogue.check_text(text)?;
-        let knowledge = self.dialogue.knowledge();
+        self.limits.check_text(text)?;
+        let knowledge = self.knowledge.current();
         let language = match language {
             Some(language) => {
                 self.check_language(language)?;
                 language.to_owned()
             }
-            None => knowledge
-                .index
-                .detect_language(text)
-                .unwrap_or_else(|| self.dialogue.config().languages.default.clone()),
+            None => knowledge.index.detect_language(text).unwrap_or_else(|| self.config.languages.default.clone()),
         };
-        let model = self.dialogue.model().current();
+        let model = self.model.current();
         let memory = DialogueMemory::default();
         let input = TurnInput { text, language: &language, tier, channel, memory: &memory };
-        let outcome = self.dialogue.policy().decide(&knowledge, model.as_deref(), &input);
+        let outcome = self.policy.decide(&knowledge, model.as_deref(), &input);
         Ok(TestOutcome { decision: outcome.decision, replies: outcome.replies.into_iter().map(|r| r.text).collect() })
     }
 
     /// Open knowledge gaps, grouped by similarity, largest first.
     pub async fn gaps(&self) -> Result<Vec<GapGroup>> {
-        let open = self.dialogue.store().open_gaps(MAX_GAPS_READ).await?;
+        let open = self.store.open_gaps(MAX_GAPS_READ).await?;
         Ok(gaps::group(&open))
     }
 
     /// Adds the questions of gap group `group_id` as phrasings of entry `faq_id` (at `revision`) and closes them.
     pub async fn attach_gap(&self, group_id: &str, faq_id: &str, revision: i64, author: &str) -> Result<StoredFaq> {
-        self.dialogue.check_id("faq_id", faq_id)?;
+        self.limits.check_id("faq_id", faq_id)?;
         let group = self.gap_group(group_id).await?;
         let mut entries = self.entries.lock().await;
         let current = live_entry(&entries, faq_id)?;
@@ -328,7 +362,7 @@ impl Editor {
     }
 
     async fn gap_group(&self, group_id: &str) -> Result<GapGroup> {
-        self.dialogue.check_id("gap_id", group_id)?;
+        self.limits.check_id("gap_id", group_id)?;
         self.gaps()
             .await?
             .into_iter()
@@ -346,11 +380,11 @@ impl Editor {
     }
 
     fn write(&self) -> KnowledgeWrite {
-        KnowledgeWrite { at: self.dialogue.now(), ..Default::default() }
+        KnowledgeWrite { at: self.clock.now_millis(), ..Default::default() }
     }
 
     fn stored(&self, faq: Faq, revision: i64, retired: bool, author: &str) -> StoredFaq {
-        StoredFaq { faq, revision, retired, updated_at: self.dialogue.now(), updated_by: author.to_owned() }
+        StoredFaq { faq, revision, retired, updated_at: self.clock.now_millis(), updated_by: author.to_owned() }
     }
 
     fn check_language(&self, language: &str) -> Result<()> {
@@ -396,13 +430,13 @@ impl Editor {
 
     /// Stores `write`, then rebuilds and swaps the search index, then asks for a retrain.
     async fn apply(&self, entries: &mut BTreeMap<String, StoredFaq>, mut write: KnowledgeWrite) -> Result<()> {
-        let webhooks = self.dialogue.webhooks();
+        let webhooks = &self.webhooks;
         for change in &write.changes {
             let key = format!("faq:{}", change.after.faq.id);
             let data = || payload::faq_changed(change);
             webhooks.record(&mut write.deliveries, EventType::FaqChanged, None, &key, write.at, data);
         }
-        match self.dialogue.store().write_knowledge(&write).await {
+        match self.store.write_knowledge(&write).await {
             Ok(()) => webhooks.wake(),
             Err(StoreError::Conflict) => {
                 return Err(Error::Aborted("the FAQ was changed concurrently: read it again and retry".into()));
@@ -420,7 +454,7 @@ impl Editor {
     /// if any differs, rebuilds and swaps the index and asks for a retrain, as after an edit made here.
     pub async fn reload(&self) -> Result<()> {
         let mut entries = self.entries.lock().await;
-        let stored = self.dialogue.store().faqs().await?;
+        let stored = self.store.faqs().await?;
         let changed: Vec<String> =
             stored.iter().filter(|e| entries.get(&e.faq.id) != Some(*e)).map(|e| e.faq.id.clone()).collect();
         if changed.is_empty() {
@@ -435,7 +469,7 @@ impl Editor {
     /// unknown to the current model until then.
     async fn swap_in(&self, entries: &mut BTreeMap<String, StoredFaq>, changed: Vec<String>) -> Result<()> {
         let seq = self.edits.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let mut untrained = self.dialogue.knowledge().untrained_edits();
+        let mut untrained = self.knowledge.current().untrained_edits();
         for id in changed {
             untrained.insert(id, seq);
         }
@@ -450,7 +484,7 @@ impl Editor {
             .map_err(|e| Error::Store(StoreError::Corrupt(format!("indexing: {e}"))))?;
         knowledge.set_untrained_edits(untrained);
         let entries_live = knowledge.base.faqs.len();
-        self.dialogue.live_knowledge().swap(knowledge);
+        self.knowledge.swap(knowledge);
         info!(entries = entries_live, index_ms = started.elapsed().as_millis() as u64, "knowledge edit live");
         self.retrainer.request();
         Ok(())

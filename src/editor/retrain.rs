@@ -3,6 +3,7 @@
 //! in flight keep the model they started with; until the swap, retrieval alone decides about entries the old
 //! model does not know (`dialogue::policy`).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,8 +11,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{error, info};
 
-use crate::dialogue::Dialogue;
+use crate::config::Config;
+use crate::intent::LiveModel;
 use crate::intent::{Cancel, service};
+use crate::knowledge::LiveKnowledge;
+use crate::store::Store;
 
 /// File in a retrained model's directory naming the knowledge version it was trained on.
 const VERSION_FILE: &str = "knowledge_version";
@@ -79,9 +83,9 @@ impl Retrainer {
     }
 
     /// Runs retrains as they are requested until the task is aborted. Models are saved under `dir`.
-    pub fn spawn(self: &Arc<Self>, dialogue: Arc<Dialogue>, dir: PathBuf) -> tokio::task::JoinHandle<()> {
+    pub fn run(self: &Arc<Self>, sources: RetrainSources, dir: PathBuf) -> impl Future<Output = ()> + Send + 'static {
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        async move {
             loop {
                 this.wake.notified().await;
                 // Debounce: start only after `delay` without a new request.
@@ -94,7 +98,7 @@ impl Retrainer {
                     s.running = true;
                 });
                 let started = std::time::Instant::now();
-                let outcome = this.retrain(&dialogue, &dir).await;
+                let outcome = this.retrain(&sources, &dir).await;
                 let seconds = started.elapsed().as_secs_f64();
                 this.update(|s| {
                     s.running = false;
@@ -116,14 +120,14 @@ impl Retrainer {
                     }
                 });
             }
-        })
+        }
     }
 
-    async fn retrain(&self, dialogue: &Arc<Dialogue>, dir: &Path) -> Result<i64, String> {
-        let version = dialogue.store().knowledge_version().await.map_err(|e| e.to_string())?;
-        let knowledge = dialogue.knowledge();
+    async fn retrain(&self, sources: &RetrainSources, dir: &Path) -> Result<i64, String> {
+        let version = sources.store.knowledge_version().await.map_err(|e| e.to_string())?;
+        let knowledge = sources.knowledge.current();
         let learned = knowledge.untrained_edits().into_values().max().unwrap_or(0);
-        let config = dialogue.config();
+        let config = &sources.config;
         let conversational = config.knowledge.dir.join("intents/conversational.yaml");
         let languages = config.languages.supported.clone();
         let epochs = self.epochs;
@@ -148,11 +152,19 @@ impl Retrainer {
         })
         .await
         .map_err(|e| e.to_string())??;
-        dialogue.model().swap(model, dir);
-        dialogue.knowledge().learned(learned);
+        sources.model.swap(model, dir);
+        sources.knowledge.current().learned(learned);
         info!(version, seconds = started.elapsed().as_secs_f64(), dir = %dir.display(), "retrained intent model swapped in");
         Ok(version)
     }
+}
+
+/// What a retrain reads (the knowledge version and base, the configuration) and where it installs its model.
+pub struct RetrainSources {
+    pub store: Arc<dyn Store>,
+    pub knowledge: Arc<LiveKnowledge>,
+    pub model: Arc<LiveModel>,
+    pub config: Arc<Config>,
 }
 
 /// Writes the model next to `dir` and renames it into place, so a crash never leaves half a model there.

@@ -10,14 +10,17 @@ use tokio_stream::{Stream, StreamExt};
 use tracing::info;
 
 use crate::access::ActingAgent;
+use crate::config::Config;
 use crate::conversation::{
     Author, Conversation, DialogueMemory, Event, EventBody, Handoff, HandoffState, Message, State,
 };
-use crate::dialogue::Dialogue;
 use crate::error::{Error, Result};
+use crate::knowledge::LiveKnowledge;
+use crate::ledger::Ledger;
 use crate::paging::{self, Pager, Position};
 use crate::store::{AuditEntry, Commit, HandoffFilter, NewDelivery, Store, StoreError};
-use crate::webhooks::{EventType, payload};
+use crate::text::Limits;
+use crate::webhooks::{EventType, Webhooks, payload};
 
 /// Earlier conversations shown in a package.
 const EARLIER_CONVERSATIONS: u32 = 5;
@@ -151,8 +154,15 @@ pub async fn package(store: &dyn Store, handoff: Handoff) -> Result<HandoffPacka
     Ok(HandoffPackage { handoff, transcript, earlier })
 }
 
+/// The agents' desk: what it is built from are the parts of the application context it uses.
 pub struct Desk {
-    dialogue: Arc<Dialogue>,
+    ledger: Arc<Ledger>,
+    store: Arc<dyn Store>,
+    knowledge: Arc<LiveKnowledge>,
+    config: Arc<Config>,
+    limits: Limits,
+    queue: Arc<QueueHub>,
+    webhooks: Arc<Webhooks>,
 }
 
 fn bare(handoff: Handoff) -> HandoffPackage {
@@ -160,16 +170,24 @@ fn bare(handoff: Handoff) -> HandoffPackage {
 }
 
 impl Desk {
-    pub fn new(dialogue: Arc<Dialogue>) -> Self {
-        Self { dialogue }
+    pub fn new(
+        ledger: Arc<Ledger>,
+        store: Arc<dyn Store>,
+        knowledge: Arc<LiveKnowledge>,
+        config: Arc<Config>,
+        queue: Arc<QueueHub>,
+        webhooks: Arc<Webhooks>,
+    ) -> Self {
+        let limits = config.limits.bounds();
+        Self { ledger, store, knowledge, config, limits, queue, webhooks }
     }
 
     fn store(&self) -> &dyn Store {
-        self.dialogue.store()
+        &*self.store
     }
 
     async fn load(&self, handoff_id: &str) -> Result<Handoff> {
-        self.dialogue.check_id("handoff_id", handoff_id)?;
+        self.limits.check_id("handoff_id", handoff_id)?;
         self.store()
             .handoff(handoff_id)
             .await?
@@ -183,23 +201,23 @@ impl Desk {
         skills: Vec<String>,
     ) -> Result<impl Stream<Item = Result<QueueEvent>> + Send + 'static> {
         let agent_id = agent.agent_id.as_str();
-        self.dialogue.check_id("agent_id", agent_id)?;
+        self.limits.check_id("agent_id", agent_id)?;
         if skills.is_empty() || skills.iter().any(|s| s.trim().is_empty()) {
             return Err(Error::invalid("skills", "name at least one skill, none empty"));
         }
-        skills.iter().try_for_each(|skill| self.dialogue.check_id("skills", skill))?;
+        skills.iter().try_for_each(|skill| self.limits.check_id("skills", skill))?;
         self.audit_acting(agent, "watch_queue", None).await?;
         // Subscribe first so nothing committed while the snapshot is read is lost.
-        let mut live = BroadcastStream::new(self.dialogue.queue().sender.subscribe());
+        let mut live = BroadcastStream::new(self.queue.sender.subscribe());
         let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: skills.clone() };
         let mut snapshot = Vec::new();
         for handoff in self.store().handoffs(&filter, None, 10_000).await? {
             snapshot.push(package(self.store(), handoff).await?);
         }
-        let dialogue = Arc::clone(&self.dialogue);
+        let store = Arc::clone(&self.store);
         info!(agent_id, skills = ?skills, queued = snapshot.len(), "agent watching queue");
         let connected = crate::metrics::AgentConnected::connect();
-        let mut closed = Box::pin(self.dialogue.closed());
+        let mut closed = Box::pin(self.ledger.closed());
         Ok(async_stream::try_stream! {
             // Counted as connected until the agent's stream is dropped.
             let _connected = connected;
@@ -215,7 +233,7 @@ impl Desk {
                     () = &mut closed => None,
                 };
                 let Some(next) = next else {
-                    Err(crate::dialogue::shutting_down())?;
+                    Err(crate::ledger::shutting_down())?;
                     return;
                 };
                 let Some(event) = next else { break };
@@ -230,8 +248,8 @@ impl Desk {
                     // Fell behind, or changes from other replicas were missed: re-send the queue as it is now
                     // rather than lose changes.
                     Ok(None) | Err(BroadcastStreamRecvError::Lagged(_)) => {
-                        for handoff in dialogue.store().handoffs(&filter, None, 10_000).await? {
-                            let package = package(dialogue.store(), handoff).await?;
+                        for handoff in store.handoffs(&filter, None, 10_000).await? {
+                            let package = package(&*store, handoff).await?;
                             yield QueueEvent { kind: QueueEventKind::Snapshot, package: Some(package), from_skill: None };
                         }
                         yield QueueEvent { kind: QueueEventKind::Synced, package: None, from_skill: None };
@@ -244,9 +262,9 @@ impl Desk {
     /// Claims a queued hand-off; exactly one of several racing agents wins.
     pub async fn claim(&self, handoff_id: &str, agent: &ActingAgent) -> Result<HandoffPackage> {
         let agent_id = agent.agent_id.as_str();
-        self.dialogue.check_id("agent_id", agent_id)?;
+        self.limits.check_id("agent_id", agent_id)?;
         let found = self.load(handoff_id).await?;
-        let _held = self.dialogue.hold(&found.conversation_id).await?;
+        let _held = self.ledger.hold(&found.conversation_id).await?;
         let mut handoff = self.load(handoff_id).await?;
         if handoff.state != HandoffState::Queued {
             let by = handoff.agent_id.clone().unwrap_or_default();
@@ -256,7 +274,7 @@ impl Desk {
             )));
         }
         self.audit_acting(agent, "claim", Some(handoff_id)).await?;
-        let now = self.dialogue.now();
+        let now = self.ledger.now();
         handoff.state = HandoffState::Claimed;
         handoff.agent_id = Some(agent_id.to_owned());
         handoff.claimed_at = handoff.claimed_at.or(Some(now));
@@ -266,21 +284,21 @@ impl Desk {
         self.transition(&handoff, HandoffState::Queued, State::Agent, &detail, false, &deliveries).await?;
         info!(handoff_id, agent_id, wait_ms = handoff.wait_millis().unwrap_or(0), "hand-off claimed");
         let package = package(self.store(), handoff).await?;
-        self.dialogue.queue().publish(QueueEventKind::Claimed, bare(package.handoff.clone()));
+        self.queue.publish(QueueEventKind::Claimed, bare(package.handoff.clone()));
         Ok(package)
     }
 
     /// A message from the agent who holds the hand-off to its customer.
     pub async fn send(&self, handoff_id: &str, agent: &ActingAgent, text: &str) -> Result<Event> {
         let agent_id = agent.agent_id.as_str();
-        self.dialogue.check_id("agent_id", agent_id)?;
-        self.dialogue.check_text(text)?;
+        self.limits.check_id("agent_id", agent_id)?;
+        self.limits.check_text(text)?;
         let found = self.load(handoff_id).await?;
-        let _held = self.dialogue.hold(&found.conversation_id).await?;
+        let _held = self.ledger.hold(&found.conversation_id).await?;
         let handoff = self.held_by(handoff_id, agent_id).await?;
         self.audit_acting(agent, "send", Some(handoff_id)).await?;
-        let mut conversation = self.dialogue.conversation(&handoff.conversation_id).await?;
-        conversation.updated_at = self.dialogue.now();
+        let mut conversation = self.ledger.conversation(&handoff.conversation_id).await?;
+        conversation.updated_at = self.ledger.now();
         let body = EventBody::Message(Message {
             id: uuid::Uuid::new_v4().to_string(),
             author: Author::Agent,
@@ -290,21 +308,21 @@ impl Desk {
             faq_id: None,
             author_name: Some(agent.display_name.clone()).filter(|name| !name.is_empty()),
         });
-        let event = self.dialogue.next_event(&mut conversation, body);
+        let event = conversation.next_event(body);
         let events = [event.clone()];
         self.store().commit(Commit::new(&conversation, &events)).await?;
-        self.dialogue.publish(&events);
+        self.ledger.publish(&events);
         Ok(event)
     }
 
     /// Back to the queue, routed to `skill`, with a note for the next agent.
     pub async fn transfer(&self, handoff_id: &str, agent: &ActingAgent, skill: &str, note: &str) -> Result<Handoff> {
         let agent_id = agent.agent_id.as_str();
-        self.dialogue.check_id("agent_id", agent_id)?;
-        self.dialogue.check_id("skill", skill)?;
-        self.dialogue.check_text_limit("note", note)?;
+        self.limits.check_id("agent_id", agent_id)?;
+        self.limits.check_id("skill", skill)?;
+        self.limits.check_text_limit("note", note)?;
         let found = self.load(handoff_id).await?;
-        let _held = self.dialogue.hold(&found.conversation_id).await?;
+        let _held = self.ledger.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
         self.audit_acting(agent, "transfer", Some(handoff_id)).await?;
         let from = handoff.skill.clone();
@@ -314,26 +332,26 @@ impl Desk {
         handoff.notes.push(format!("transferred by {agent_id} from {from} to {skill}: {}", note.trim()));
         let detail = format!("transferred from {from} to {skill}");
         let data = || payload::handoff_transferred(&handoff, &from, agent_id, note);
-        let deliveries = self.deliveries(EventType::HandoffTransferred, &handoff, self.dialogue.now(), data);
+        let deliveries = self.deliveries(EventType::HandoffTransferred, &handoff, self.ledger.now(), data);
         self.transition(&handoff, HandoffState::Claimed, State::Queued, &detail, false, &deliveries).await?;
         let package = package(self.store(), handoff).await?;
         let event =
             QueueEvent { kind: QueueEventKind::Transferred, package: Some(package.clone()), from_skill: Some(from) };
-        self.dialogue.queue().send(event);
+        self.queue.send(event);
         Ok(package.handoff)
     }
 
     /// Resolves the hand-off; the bot takes the conversation back and asks for a rating.
     pub async fn resolve(&self, handoff_id: &str, agent: &ActingAgent, note: &str) -> Result<Handoff> {
         let agent_id = agent.agent_id.as_str();
-        self.dialogue.check_id("agent_id", agent_id)?;
-        self.dialogue.check_text_limit("note", note)?;
+        self.limits.check_id("agent_id", agent_id)?;
+        self.limits.check_text_limit("note", note)?;
         let found = self.load(handoff_id).await?;
-        let _held = self.dialogue.hold(&found.conversation_id).await?;
+        let _held = self.ledger.hold(&found.conversation_id).await?;
         let mut handoff = self.held_by(handoff_id, agent_id).await?;
         self.audit_acting(agent, "resolve", Some(handoff_id)).await?;
         handoff.state = HandoffState::Resolved;
-        handoff.resolved_at = Some(self.dialogue.now());
+        handoff.resolved_at = Some(self.ledger.now());
         if !note.trim().is_empty() {
             handoff.notes.push(format!("resolved by {agent_id}: {}", note.trim()));
         }
@@ -343,21 +361,21 @@ impl Desk {
         let detail = "resolved by the agent";
         self.transition(&handoff, HandoffState::Claimed, State::Resolved, detail, true, &deliveries).await?;
         info!(handoff_id, agent_id, "hand-off resolved");
-        self.dialogue.queue().publish(QueueEventKind::Resolved, bare(handoff.clone()));
+        self.queue.publish(QueueEventKind::Resolved, bare(handoff.clone()));
         Ok(handoff)
     }
 
     /// The answer of FAQ entry `faq_id` in `language` as the knowledge base holds it now (None: retired, or not
     /// in that language): what an agent may insert into a reply from a hand-off's candidates.
     pub fn candidate_answer(&self, faq_id: &str, language: &str) -> Option<String> {
-        let knowledge = self.dialogue.knowledge();
+        let knowledge = self.knowledge.current();
         let faq = knowledge.base.faq(faq_id)?;
         faq.translations.get(language).map(|t| t.answer.clone())
     }
 
     /// Every skill hand-offs are routed to now, sorted (see [`super::known_skills`]).
     pub fn known_skills(&self) -> Vec<String> {
-        super::known_skills(&self.dialogue.config().handoff, &self.dialogue.knowledge().base.faqs).into_iter().collect()
+        super::known_skills(&self.config.handoff, &self.knowledge.current().base.faqs).into_iter().collect()
     }
 
     pub async fn get(&self, handoff_id: &str) -> Result<HandoffPackage> {
@@ -373,7 +391,7 @@ impl Desk {
         page_token: &str,
     ) -> Result<(Vec<Handoff>, String)> {
         let size = paging::page_size(page_size)?;
-        filter.skills.iter().try_for_each(|skill| self.dialogue.check_id("skill", skill))?;
+        filter.skills.iter().try_for_each(|skill| self.limits.check_id("skill", skill))?;
         let pager = Pager::new("handoffs", &format!("{:?} {:?}", filter.state, filter.skills));
         let after = pager.after(page_token)?;
         let mut page = self.store().handoffs(&filter, after.as_ref(), size as u32 + 1).await?;
@@ -386,13 +404,13 @@ impl Desk {
         if !(1..=5).contains(&score) {
             return Err(Error::invalid("score", "must be 1 to 5"));
         }
-        self.dialogue.check_text_limit("comment", comment)?;
-        let _held = self.dialogue.hold(conversation_id).await?;
-        let mut conversation = self.dialogue.conversation(conversation_id).await?;
-        let Some(mut handoff) = self.dialogue.handoff_to_rate(&conversation).await? else {
+        self.limits.check_text_limit("comment", comment)?;
+        let _held = self.ledger.hold(conversation_id).await?;
+        let mut conversation = self.ledger.conversation(conversation_id).await?;
+        let Some(mut handoff) = self.ledger.handoff_to_rate(&conversation).await? else {
             return Err(Error::FailedPrecondition("the conversation was never handed to a person".into()));
         };
-        super::rate(&mut handoff, score, comment, self.dialogue.now())?;
+        super::rate(&mut handoff, score, comment, self.ledger.now())?;
         conversation.memory.rating_handoff = None;
         conversation.memory.pending_rating = false;
         let at = handoff.rating.as_ref().map_or(0, |r| r.created_at);
@@ -403,7 +421,7 @@ impl Desk {
             deliveries: &deliveries,
             ..Commit::new(&conversation, &[])
         };
-        self.dialogue.commit(commit).await.map_err(conflict_is_precondition)?;
+        self.ledger.commit(commit).await.map_err(conflict_is_precondition)?;
         info!(conversation_id, score, "conversation rated");
         Ok(handoff)
     }
@@ -427,8 +445,8 @@ impl Desk {
         agent: &ActingAgent,
         after_seq: u64,
     ) -> Result<impl Stream<Item = Result<Event>> + Send + 'static> {
-        self.dialogue.check_id("handoff_id", handoff_id)?;
-        self.dialogue.check_id("agent_id", &agent.agent_id)?;
+        self.limits.check_id("handoff_id", handoff_id)?;
+        self.limits.check_id("agent_id", &agent.agent_id)?;
         let handoff = self.load(handoff_id).await?;
         if let Some(why) = not_held(&handoff, &agent.agent_id) {
             return Err(Error::PermissionDenied(why));
@@ -438,8 +456,8 @@ impl Desk {
         // events and the stream still ends at it. Boxed as a trait object: the opaque stream type would otherwise
         // still borrow the conversation id it was given.
         let mut events: std::pin::Pin<Box<dyn Stream<Item = Result<Event>> + Send>> =
-            Box::pin(self.dialogue.watch(&handoff.conversation_id, after_seq).await?);
-        let dialogue = Arc::clone(&self.dialogue);
+            Box::pin(self.ledger.watch(&handoff.conversation_id, after_seq).await?);
+        let store = Arc::clone(&self.store);
         let (handoff_id, agent_id) = (handoff_id.to_owned(), agent.agent_id.clone());
         info!(handoff_id, agent_id, after_seq, "agent watching hand-off");
         Ok(async_stream::try_stream! {
@@ -452,7 +470,7 @@ impl Desk {
                 }
                 // An earlier hand-off of the same conversation also left AGENT: only the hand-off's own state
                 // says whether this agent still holds it.
-                let now = dialogue.store().handoff(&handoff_id).await?;
+                let now = store.handoff(&handoff_id).await?;
                 let why = match &now {
                     None => Some(format!("hand-off {handoff_id} no longer exists")),
                     Some(now) => not_held(now, &agent_id),
@@ -471,7 +489,7 @@ impl Desk {
         let detail =
             serde_json::json!({ "agent_id": agent.agent_id, "operation": operation, "handoff_id": handoff_id });
         let entry =
-            AuditEntry { at: self.dialogue.now(), actor: admin_key_id.clone(), action: "act_for_agent".into(), detail };
+            AuditEntry { at: self.ledger.now(), actor: admin_key_id.clone(), action: "act_for_agent".into(), detail };
         self.store().record_audit(&entry).await?;
         info!(admin_key_id, agent_id = agent.agent_id, operation, "admin acting for agent");
         Ok(())
@@ -487,7 +505,7 @@ impl Desk {
     ) -> Vec<NewDelivery> {
         let mut deliveries = Vec::new();
         let conversation = handoff.conversation_id.as_str();
-        self.dialogue.webhooks().record(&mut deliveries, event, Some(conversation), conversation, at, data);
+        self.webhooks.record(&mut deliveries, event, Some(conversation), conversation, at, data);
         deliveries
     }
 
@@ -503,22 +521,21 @@ impl Desk {
         back_to_bot: bool,
         deliveries: &[NewDelivery],
     ) -> Result<()> {
-        let mut conversation = self.dialogue.conversation(&handoff.conversation_id).await?;
-        conversation.updated_at = self.dialogue.now();
-        let mut events = vec![self.dialogue.change_state(&mut conversation, to, Some(handoff.reason), detail)];
+        let mut conversation = self.ledger.conversation(&handoff.conversation_id).await?;
+        conversation.updated_at = self.ledger.now();
+        let mut events = vec![conversation.change_state(to, Some(handoff.reason), detail)];
         if back_to_bot {
-            events.push(self.dialogue.change_state(&mut conversation, State::Bot, None, "the bot takes over again"));
+            events.push(conversation.change_state(State::Bot, None, "the bot takes over again"));
             conversation.memory = DialogueMemory::after_resolution(&handoff.id);
-            let question =
-                self.dialogue.knowledge().base.locale(&conversation.language).replies.rating_question.clone();
+            let question = self.knowledge.current().base.locale(&conversation.language).replies.rating_question.clone();
             let language = conversation.language.clone();
-            let body = crate::dialogue::bot_message(question, &language, None);
-            events.push(self.dialogue.next_event(&mut conversation, body));
+            let body = EventBody::bot_message(question, &language, None);
+            events.push(conversation.next_event(body));
         }
         let commit =
             Commit { handoff: Some((handoff, Some(expected))), deliveries, ..Commit::new(&conversation, &events) };
-        self.dialogue.commit(commit).await.map_err(conflict_is_precondition)?;
-        self.dialogue.publish(&events);
+        self.ledger.commit(commit).await.map_err(conflict_is_precondition)?;
+        self.ledger.publish(&events);
         Ok(())
     }
 }

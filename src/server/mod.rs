@@ -26,10 +26,13 @@ use tonic_health::server::HealthReporter;
 use tracing::info;
 
 use crate::access::{Access, Role};
+use crate::config::Config;
 use crate::dialogue::Dialogue;
 use crate::editor::Editor;
 use crate::handoff::Desk;
+use crate::knowledge::{Knowledge, LiveKnowledge};
 use crate::stats::Stats;
+use crate::webhooks::Webhooks;
 
 /// Generated protobuf types and service stubs of `loket.v1`.
 pub mod pb {
@@ -94,11 +97,23 @@ fn mirror_store_health(health: HealthReporter, mut reachable: watch::Receiver<bo
     })
 }
 
+/// The domain services the adapters serve, built by `App`, and what the transport itself reads.
+pub struct Services {
+    pub dialogue: Arc<Dialogue>,
+    pub desk: Arc<Desk>,
+    pub editor: Arc<Editor>,
+    pub stats: Arc<Stats>,
+    pub access: Arc<Access>,
+    pub webhooks: Arc<Webhooks>,
+    /// Limits, web settings and languages.
+    pub config: Arc<Config>,
+    /// For the pages' texts (locale files).
+    pub knowledge: Arc<LiveKnowledge>,
+}
+
 /// What the browser pages are told: the served languages' texts from their locale files, the default language
 /// and the message limit.
-fn page_config(dialogue: &Dialogue) -> crate::web::PageConfig {
-    let config = dialogue.config();
-    let knowledge = dialogue.knowledge();
+fn page_config(config: &Config, knowledge: &Knowledge) -> crate::web::PageConfig {
     let languages = knowledge
         .base
         .locales
@@ -118,9 +133,7 @@ fn page_config(dialogue: &Dialogue) -> crate::web::PageConfig {
 /// Serves every loket service on `listener` until `shutdown` completes, then drains in-flight requests. Health
 /// follows `store_reachable` and turns NOT_SERVING as soon as shutdown begins, before the drain.
 pub async fn serve(
-    dialogue: Arc<Dialogue>,
-    editor: Arc<Editor>,
-    access: Arc<Access>,
+    services: Services,
     tls: Option<tonic::transport::ServerTlsConfig>,
     listener: TcpListener,
     store_reachable: watch::Receiver<bool>,
@@ -132,11 +145,10 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the compiled-in descriptor sets are valid");
-    let desk = Arc::new(Desk::new(Arc::clone(&dialogue)));
-    let webhooks = Arc::clone(dialogue.webhooks());
-    let stats = stats::StatsApi::new(Arc::new(Stats::new(Arc::clone(&dialogue))));
-    let limits = dialogue.config().limits.clone();
-    let web = crate::web::WebLayer::new(&dialogue.config().web, &page_config(&dialogue));
+    let Services { dialogue, desk, editor, stats, access, webhooks, config, knowledge } = services;
+    let stats = stats::StatsApi::new(stats);
+    let limits = config.limits.clone();
+    let web = crate::web::WebLayer::new(&config.web, &page_config(&config, &knowledge.current()));
     let max_decoding = decoding_limit(&limits);
     // Every service behind the access gate, with the roles it admits.
     let gate = |service, roles| auth::Gate::new(Arc::clone(&access), service, roles);

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 pub use table::render;
 
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::config::KpiConfig;
 use crate::conversation::{Channel, Decision, DecisionKind, Handoff, HandoffReason, HandoffState, Tier, Turn};
-use crate::dialogue::Dialogue;
 use crate::error::{Error, Result};
+use crate::knowledge::LiveKnowledge;
 use crate::store::{StatsRecords, Store};
 
 /// How many intents and knowledge gaps are listed.
@@ -194,22 +196,24 @@ impl KpiQuery {
 
 /// The KPIs of the running service, for `StatsService`.
 pub struct Stats {
-    dialogue: Arc<Dialogue>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    knowledge: Arc<LiveKnowledge>,
+    targets: KpiConfig,
 }
 
 impl Stats {
-    pub fn new(dialogue: Arc<Dialogue>) -> Self {
-        Self { dialogue }
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, knowledge: Arc<LiveKnowledge>, config: &Config) -> Self {
+        Self { store, clock, knowledge, targets: config.kpi.clone() }
     }
 
     pub fn now(&self) -> i64 {
-        self.dialogue.now()
+        self.clock.now_millis()
     }
 
     pub async fn kpis(&self, query: &KpiQuery) -> Result<Kpis> {
-        let skills = faq_skills(&self.dialogue.knowledge().base);
-        let config = self.dialogue.config();
-        kpis(self.dialogue.store(), query, &config.kpi, &skills, self.dialogue.now()).await
+        let skills = faq_skills(&self.knowledge.current().base);
+        kpis(&*self.store, query, &self.targets, &skills, self.now()).await
     }
 }
 

@@ -250,12 +250,12 @@ impl Webhooks {
         }
     }
 
-    /// Starts the deliverer, when any webhook is configured; it runs until the handle is aborted.
-    pub fn spawn(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+    /// The deliverer, when any webhook is configured: a task to spawn, which runs until it is aborted.
+    pub fn run(self: &Arc<Self>) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         if self.targets.is_empty() {
             return None;
         }
-        Some(tokio::spawn(deliver::run(Arc::clone(self))))
+        Some(deliver::run(Arc::clone(self)))
     }
 
     /// A page of failed deliveries (of `webhook`, when not empty), newest failure first, and the next page's token.

@@ -392,6 +392,13 @@ pub struct LimitsConfig {
     pub request_timeout_secs: u64,
 }
 
+impl LimitsConfig {
+    /// The bounds every service checks what callers send against.
+    pub fn bounds(&self) -> crate::text::Limits {
+        crate::text::Limits { max_id_bytes: self.max_id_bytes, max_message_bytes: self.max_message_bytes }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelsConfig {
