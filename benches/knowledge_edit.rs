@@ -69,7 +69,7 @@ fn entry(n: usize) -> pb::Faq {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    loket::quantile::nearest_rank(sorted, p).unwrap_or(f64::NAN)
 }
 
 /// A knowledge directory with `entries` synthetic entries (the shipped locales and intents alongside).

@@ -590,12 +590,9 @@ async fn run_phase(
     Ok(PhaseResult { name: name.to_owned(), throughput, stats, cpu, window, load_before, load_after: loadavg() })
 }
 
+/// The `p` quantile of sorted microseconds, in milliseconds (NaN without samples).
 fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64 / 1000.0
+    loket::quantile::nearest_rank(sorted, p).map_or(f64::NAN, |us| us as f64 / 1000.0)
 }
 
 fn report(result: &mut PhaseResult) {

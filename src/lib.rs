@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod paging;
 pub mod privacy;
 pub mod progress;
+pub mod quantile;
 pub mod replica;
 pub mod server;
 pub mod stats;
@@ -73,6 +74,14 @@ pub fn first_start(open: bool, keys_ever: usize, address: std::net::SocketAddr) 
         (false, 0, true) => FirstStart::DemoKeys,
         (false, 0, false) => FirstStart::Explain,
     }
+}
+
+/// The whole configuration check: its own keys (`Config::validate`) and the webhook targets, whose rules belong
+/// to `webhooks`.
+pub fn check_config(config: &Config) -> Result<(), config::ConfigError> {
+    config.validate()?;
+    webhooks::check_config(&config.webhooks, &config.webhook_delivery)
+        .map_err(|(key, reason)| config::ConfigError::Invalid { key, reason })
 }
 
 /// The shared parts every service is built from. `App` makes one and hands each service only the parts it uses;
@@ -173,11 +182,10 @@ impl App {
         } else {
             info!(keys = access.live_keys(), "access control: API keys required");
         }
-        // Checked here too, not only by `Config::load_layered`: a config built in code must be as valid.
+        // Checked here too, not only by `loket config check`: a configuration built in code must be as valid.
+        check_config(&config)?;
         let schedules = Schedules::from_config(&config.handoff)
             .map_err(|reason| config::ConfigError::Invalid { key: "handoff.office_hours".into(), reason })?;
-        webhooks::check_config(&config.webhooks, &config.webhook_delivery)
-            .map_err(|(key, reason)| config::ConfigError::Invalid { key, reason })?;
         let config = Arc::new(config);
         let webhooks =
             Arc::new(Webhooks::new(Arc::clone(&store), Arc::clone(&clock), &config.webhooks, &config.webhook_delivery));

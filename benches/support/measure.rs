@@ -14,6 +14,5 @@ pub fn mib(kib: u64) -> f64 {
 
 /// The `p` quantile (nearest rank) of sorted durations, in milliseconds.
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e3
+    loket::quantile::nearest_rank(sorted, p).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }

@@ -44,6 +44,27 @@ impl Caller {
         self.role != Role::Agent || self.skills.is_empty() || self.skills.iter().any(|s| s == skill)
     }
 
+    /// Fails unless this caller works hand-offs of `skill`.
+    pub fn check_skill(&self, skill: &str) -> Result<()> {
+        match self.has_skill(skill) {
+            true => Ok(()),
+            false => Err(Error::PermissionDenied(format!("this API key does not work skill {skill:?}"))),
+        }
+    }
+
+    /// The skills a queue or list request may cover: what it asks for, within this caller's skills (all of them
+    /// when it asks for none).
+    pub fn skills_within(&self, requested: Vec<String>) -> Result<Vec<String>> {
+        if self.skills.is_empty() {
+            return Ok(requested);
+        }
+        if requested.is_empty() {
+            return Ok(self.skills.clone());
+        }
+        requested.iter().try_for_each(|skill| self.check_skill(skill))?;
+        Ok(requested)
+    }
+
     /// The conversation owner a request on `conversation_id` is limited to: a client sees only what it started, a
     /// conversation token only its conversation, others see all. A widget key itself holds no conversation.
     pub fn scope_for(&self, conversation_id: &str) -> Result<Option<&str>> {

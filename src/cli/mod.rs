@@ -130,7 +130,9 @@ impl Common {
             flags.push(("knowledge.dir".into(), dir.display().to_string()));
         }
         settings.extend(flags);
-        Ok(Config::load_layered(self.config.as_deref(), std::env::vars(), &settings)?)
+        let (config, sources) = Config::load_layered(self.config.as_deref(), std::env::vars(), &settings)?;
+        crate::check_config(&config)?;
+        Ok((config, sources))
     }
 }
 

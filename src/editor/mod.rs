@@ -6,11 +6,12 @@
 //! for a new intent model, which it trains in the background and hot-swaps. Edits are serialised by one lock:
 //! they are rare, and it makes "validate against everything else" exact.
 
+mod gaps;
+mod import;
 mod retrain;
 pub mod seed;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tracing::info;
@@ -23,18 +24,11 @@ use crate::conversation::{Channel, Decision, DialogueMemory, Tier};
 use crate::dialogue::{Policy, TurnInput};
 use crate::error::{Error, Result};
 use crate::intent::LiveModel;
-use crate::knowledge::gaps::{self, GapGroup};
 use crate::knowledge::validate::{Violation, check_across, check_entry};
-use crate::knowledge::{
-    Faq, Knowledge, KnowledgeBase, LiveKnowledge, Locale, Problem, Translation, export, parse_files,
-};
+use crate::knowledge::{Faq, Knowledge, KnowledgeBase, LiveKnowledge, Locale, Problem, Translation};
 use crate::store::{FaqAction, FaqChange, FaqRevision, KnowledgeWrite, Store, StoreError, StoredFaq};
 use crate::text::Limits;
-use crate::text::normalize;
 use crate::webhooks::{EventType, Webhooks, payload};
-
-/// Most gaps read to build the grouped list.
-const MAX_GAPS_READ: u32 = 10_000;
 
 /// Which fields of an entry an update replaces (`UpdateFaq`'s field mask).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -239,57 +233,6 @@ impl Editor {
         Ok(after)
     }
 
-    /// Imports category files (name and YAML text) all-or-nothing: every problem in them is reported and nothing
-    /// changes unless there is none. With `replace`, live entries absent from the files are retired.
-    pub async fn import(&self, files: Vec<(String, String)>, replace: bool, author: &str) -> Result<ImportSummary> {
-        let files: Vec<(PathBuf, String)> = files.into_iter().map(|(name, text)| (PathBuf::from(name), text)).collect();
-        let languages = self.languages().to_vec();
-        let parsed = parse_files(&files, &languages).map_err(problems_to_error)?;
-        let mut entries = self.entries.lock().await;
-        let mut summary = ImportSummary::default();
-        let mut changes = Vec::new();
-        for faq in &parsed {
-            match entries.get(&faq.id) {
-                None => {
-                    summary.created += 1;
-                    let after = self.stored(faq.clone(), 1, false, author);
-                    changes.push(FaqChange { after, action: FaqAction::Import, expected_revision: None });
-                }
-                Some(current) if !current.retired && current.faq == *faq => summary.unchanged += 1,
-                Some(current) => {
-                    summary.updated += 1;
-                    let after = self.stored(faq.clone(), current.revision + 1, false, author);
-                    let expected_revision = Some(current.revision);
-                    changes.push(FaqChange { after, action: FaqAction::Import, expected_revision });
-                }
-            }
-        }
-        if replace {
-            for current in entries.values().filter(|e| !e.retired && !parsed.iter().any(|f| f.id == e.faq.id)) {
-                summary.retired += 1;
-                let after = self.stored(current.faq.clone(), current.revision + 1, true, author);
-                let expected_revision = Some(current.revision);
-                changes.push(FaqChange { after, action: FaqAction::Retire, expected_revision });
-            }
-        }
-        // The files are consistent in themselves; what stays live besides them must be consistent with them.
-        let imported: Vec<&Faq> = parsed.iter().collect();
-        if !replace {
-            self.validate(&entries, &imported)?;
-        }
-        if !changes.is_empty() {
-            self.apply(&mut entries, KnowledgeWrite { changes, ..self.write() }).await?;
-        }
-        info!(created = summary.created, updated = summary.updated, retired = summary.retired, "knowledge imported");
-        Ok(summary)
-    }
-
-    /// The live entries as category files (name and YAML text), the format `import` and `knowledge-base/` use.
-    pub async fn export(&self) -> Vec<(String, String)> {
-        let entries = self.entries.lock().await;
-        export(&entries.values().filter(|e| !e.retired).map(|e| &e.faq).collect::<Vec<_>>())
-    }
-
     pub async fn revisions(
         &self,
         faq_id: Option<&str>,
@@ -318,65 +261,6 @@ impl Editor {
         let input = TurnInput { text, language: &language, tier, channel, memory: &memory };
         let outcome = self.policy.decide(&knowledge, model.as_deref(), &input);
         Ok(TestOutcome { decision: outcome.decision, replies: outcome.replies.into_iter().map(|r| r.text).collect() })
-    }
-
-    /// Open knowledge gaps, grouped by similarity, largest first.
-    pub async fn gaps(&self) -> Result<Vec<GapGroup>> {
-        let open = self.store.open_gaps(MAX_GAPS_READ).await?;
-        Ok(gaps::group(&open))
-    }
-
-    /// Adds the questions of gap group `group_id` as phrasings of entry `faq_id` (at `revision`) and closes them.
-    pub async fn attach_gap(&self, group_id: &str, faq_id: &str, revision: i64, author: &str) -> Result<StoredFaq> {
-        self.limits.check_id("faq_id", faq_id)?;
-        let group = self.gap_group(group_id).await?;
-        let mut entries = self.entries.lock().await;
-        let current = live_entry(&entries, faq_id)?;
-        check_revision(current, revision)?;
-        let mut faq = current.faq.clone();
-        add_phrasings(&entries, &mut faq, &group);
-        self.validate(&entries, &[&faq])?;
-        let after = self.stored(faq, current.revision + 1, false, author);
-        let change = FaqChange { after: after.clone(), action: FaqAction::Update, expected_revision: Some(revision) };
-        let write = self.closing(&group, faq_id, change);
-        self.apply(&mut entries, write).await?;
-        Ok(after)
-    }
-
-    /// Creates `faq` with the questions of gap group `group_id` added as phrasings, and closes them.
-    pub async fn create_from_gap(&self, group_id: &str, faq: Faq, author: &str) -> Result<StoredFaq> {
-        let group = self.gap_group(group_id).await?;
-        let mut faq = tidy(faq);
-        let mut entries = self.entries.lock().await;
-        if entries.contains_key(&faq.id) {
-            return Err(Error::AlreadyExists(format!("FAQ {:?} exists", faq.id)));
-        }
-        add_phrasings(&entries, &mut faq, &group);
-        self.validate(&entries, &[&faq])?;
-        let id = faq.id.clone();
-        let after = self.stored(faq, 1, false, author);
-        let change = FaqChange { after: after.clone(), action: FaqAction::Create, expected_revision: None };
-        let write = self.closing(&group, &id, change);
-        self.apply(&mut entries, write).await?;
-        Ok(after)
-    }
-
-    async fn gap_group(&self, group_id: &str) -> Result<GapGroup> {
-        self.limits.check_id("gap_id", group_id)?;
-        self.gaps()
-            .await?
-            .into_iter()
-            .find(|g| g.id == group_id)
-            .ok_or_else(|| Error::NotFound { what: "knowledge gap", id: group_id.to_owned() })
-    }
-
-    fn closing(&self, group: &GapGroup, faq_id: &str, change: FaqChange) -> KnowledgeWrite {
-        KnowledgeWrite {
-            changes: vec![change],
-            resolve_gaps: group.gaps.iter().map(|g| g.id.clone()).collect(),
-            resolved_faq: Some(faq_id.to_owned()),
-            ..self.write()
-        }
     }
 
     fn write(&self) -> KnowledgeWrite {
@@ -492,7 +376,7 @@ impl Editor {
 }
 
 /// Trims every text, as the file loader does, so the API and files store the same thing.
-fn tidy(mut faq: Faq) -> Faq {
+pub(super) fn tidy(mut faq: Faq) -> Faq {
     faq.id = faq.id.trim().to_owned();
     faq.category = faq.category.trim().to_owned();
     faq.skill = faq.skill.trim().to_owned();
@@ -506,11 +390,11 @@ fn tidy(mut faq: Faq) -> Faq {
     faq
 }
 
-fn live_entry<'a>(entries: &'a BTreeMap<String, StoredFaq>, id: &str) -> Result<&'a StoredFaq> {
+pub(super) fn live_entry<'a>(entries: &'a BTreeMap<String, StoredFaq>, id: &str) -> Result<&'a StoredFaq> {
     entries.get(id).filter(|e| !e.retired).ok_or_else(|| Error::NotFound { what: "FAQ", id: id.to_owned() })
 }
 
-fn check_revision(current: &StoredFaq, revision: i64) -> Result<()> {
+pub(super) fn check_revision(current: &StoredFaq, revision: i64) -> Result<()> {
     if revision <= 0 {
         return Err(Error::invalid("revision", "is required: the revision the change is based on"));
     }
@@ -537,25 +421,7 @@ fn matches_words(faq: &Faq, language: Option<&str>, words: &[String]) -> bool {
     words.iter().all(|w| have.contains(w))
 }
 
-/// Adds a gap group's questions to `faq` in their language, skipping ones it or another live entry already has.
-fn add_phrasings(entries: &BTreeMap<String, StoredFaq>, faq: &mut Faq, group: &GapGroup) {
-    let taken: std::collections::HashSet<String> = entries
-        .values()
-        .filter(|e| !e.retired && e.faq.id != faq.id)
-        .filter_map(|e| e.faq.translations.get(&group.language))
-        .flat_map(|t| t.examples().map(normalize).collect::<Vec<_>>())
-        .collect();
-    let Some(translation) = faq.translations.get_mut(&group.language) else { return };
-    for text in group.examples(usize::MAX) {
-        let key = normalize(&text);
-        let known = translation.examples().any(|e| normalize(e) == key);
-        if !key.is_empty() && !known && !taken.contains(&key) {
-            translation.phrasings.push(text);
-        }
-    }
-}
-
-fn problems_to_error(problems: Vec<Problem>) -> Error {
+pub(super) fn problems_to_error(problems: Vec<Problem>) -> Error {
     Error::InvalidFields(
         problems
             .into_iter()

@@ -3,17 +3,14 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::{Stream, StreamExt};
 use tracing::info;
 
-use crate::access::ActingAgent;
+use crate::access::{ActingAgent, Caller};
 use crate::config::Config;
-use crate::conversation::{
-    Author, Conversation, DialogueMemory, Event, EventBody, Handoff, HandoffState, Message, State,
-};
+use crate::conversation::{Author, DialogueMemory, Event, EventBody, Handoff, HandoffState, Message, State};
 use crate::error::{Error, Result};
 use crate::knowledge::LiveKnowledge;
 use crate::ledger::Ledger;
@@ -22,137 +19,7 @@ use crate::store::{AuditEntry, Commit, HandoffFilter, NewDelivery, Store, StoreE
 use crate::text::Limits;
 use crate::webhooks::{EventType, Webhooks, payload};
 
-/// Earlier conversations shown in a package.
-const EARLIER_CONVERSATIONS: u32 = 5;
-/// Messages shown per earlier conversation.
-const EARLIER_MESSAGES: usize = 3;
-/// Live queue events buffered for a slow watcher before it re-reads the queue.
-const QUEUE_BUFFER: usize = 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueEventKind {
-    Snapshot,
-    Synced,
-    New,
-    Claimed,
-    Transferred,
-    Resolved,
-}
-
-#[derive(Debug, Clone)]
-pub struct QueueEvent {
-    pub kind: QueueEventKind,
-    pub package: Option<HandoffPackage>,
-    /// For a transfer: the skill the hand-off left, whose watchers see it go.
-    pub from_skill: Option<String>,
-}
-
-/// A hand-off with the context an agent needs.
-#[derive(Debug, Clone)]
-pub struct HandoffPackage {
-    pub handoff: Handoff,
-    /// The conversation so far (empty in list results and in claim/resolve queue events).
-    pub transcript: Vec<Event>,
-    pub earlier: Vec<EarlierConversation>,
-}
-
-#[derive(Debug, Clone)]
-pub struct EarlierConversation {
-    pub conversation: Conversation,
-    pub first_ask: String,
-    pub last_messages: Vec<Event>,
-}
-
-/// Fan-out of queue changes to every agent's WatchQueue; each watcher filters by its skills. `None` tells
-/// watchers that changes may have been missed, so they re-read the queue.
-pub struct QueueHub {
-    sender: broadcast::Sender<Option<QueueEvent>>,
-}
-
-impl Default for QueueHub {
-    fn default() -> Self {
-        Self { sender: broadcast::channel(QUEUE_BUFFER).0 }
-    }
-}
-
-impl QueueHub {
-    /// Whether any agent watches the queue.
-    fn watched(&self) -> bool {
-        self.sender.receiver_count() > 0
-    }
-
-    pub fn publish(&self, kind: QueueEventKind, package: HandoffPackage) {
-        self.send(QueueEvent { kind, package: Some(package), from_skill: None });
-    }
-
-    /// Publishes a committed change of `handoff`, whole (transcript, earlier conversations) for the kinds an
-    /// agent must read it for. Only when an agent watches: a package costs several reads, and one who starts
-    /// watching later finds the hand-off in their snapshot, since they subscribe before reading it.
-    pub async fn announce(
-        &self,
-        store: &dyn Store,
-        kind: QueueEventKind,
-        handoff: Handoff,
-        from_skill: Option<String>,
-    ) -> Result<(), StoreError> {
-        if !self.watched() {
-            return Ok(());
-        }
-        let package = match kind {
-            QueueEventKind::New | QueueEventKind::Transferred => package(store, handoff).await?,
-            _ => bare(handoff),
-        };
-        self.send(QueueEvent { kind, package: Some(package), from_skill });
-        Ok(())
-    }
-
-    /// A change committed through another replica, told by id: re-read and published as if made here.
-    pub async fn publish_remote(
-        &self,
-        store: &dyn Store,
-        kind: QueueEventKind,
-        handoff_id: &str,
-        from_skill: Option<String>,
-    ) -> Result<(), StoreError> {
-        if !self.watched() {
-            return Ok(());
-        }
-        let Some(handoff) = store.handoff(handoff_id).await? else { return Ok(()) };
-        self.announce(store, kind, handoff, from_skill).await
-    }
-
-    /// Changes may have been missed (notifications from other replicas were lost): every watcher re-reads.
-    pub fn resync(&self) {
-        let _ = self.sender.send(None);
-    }
-
-    fn send(&self, event: QueueEvent) {
-        // An error only means nobody is watching.
-        let _ = self.sender.send(Some(event));
-    }
-}
-
-/// The full package of a hand-off: transcript and the customer's earlier conversations.
-pub async fn package(store: &dyn Store, handoff: Handoff) -> Result<HandoffPackage, StoreError> {
-    let transcript = store.events(&handoff.conversation_id, 0).await?;
-    let mut earlier = Vec::new();
-    for conversation in store.conversations_of_customer(&handoff.customer_id, EARLIER_CONVERSATIONS + 1).await? {
-        if conversation.id == handoff.conversation_id || earlier.len() as u32 >= EARLIER_CONVERSATIONS {
-            continue;
-        }
-        let events = store.events(&conversation.id, 0).await?;
-        let messages: Vec<Event> = events.into_iter().filter(|e| e.message().is_some()).collect();
-        let first_ask = messages
-            .iter()
-            .filter_map(Event::message)
-            .find(|m| m.author == Author::Customer)
-            .map(|m| m.text.clone())
-            .unwrap_or_default();
-        let last_messages = messages[messages.len().saturating_sub(EARLIER_MESSAGES)..].to_vec();
-        earlier.push(EarlierConversation { conversation, first_ask, last_messages });
-    }
-    Ok(HandoffPackage { handoff, transcript, earlier })
-}
+use super::queue::{HandoffPackage, QueueEvent, QueueEventKind, QueueHub, bare, package};
 
 /// The agents' desk: what it is built from are the parts of the application context it uses.
 pub struct Desk {
@@ -163,10 +30,6 @@ pub struct Desk {
     limits: Limits,
     queue: Arc<QueueHub>,
     webhooks: Arc<Webhooks>,
-}
-
-fn bare(handoff: Handoff) -> HandoffPackage {
-    HandoffPackage { handoff, transcript: Vec::new(), earlier: Vec::new() }
 }
 
 impl Desk {
@@ -376,6 +239,15 @@ impl Desk {
     /// Every skill hand-offs are routed to now, sorted (see [`super::known_skills`]).
     pub fn known_skills(&self) -> Vec<String> {
         super::known_skills(&self.config.handoff, &self.knowledge.current().base.faqs).into_iter().collect()
+    }
+
+    /// An agent key limited to some skills may only act on hand-offs of those skills. A missing id is left to the
+    /// operation, which says so precisely.
+    pub async fn check_skill(&self, caller: &Caller, handoff_id: &str) -> Result<()> {
+        if caller.skills.is_empty() || handoff_id.trim().is_empty() {
+            return Ok(());
+        }
+        caller.check_skill(&self.load(handoff_id).await?.skill)
     }
 
     pub async fn get(&self, handoff_id: &str) -> Result<HandoffPackage> {

@@ -3,9 +3,9 @@
 //! and the customer's rating afterwards. Knows nothing of gRPC.
 
 mod desk;
-mod hours;
+mod queue;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::config::HandoffConfig;
 use crate::conversation::{Conversation, Decision, Handoff, HandoffState, Rating, Tier};
@@ -13,8 +13,9 @@ use crate::error::{Error, Result as DomainResult};
 use crate::knowledge::{Faq, Locale};
 use crate::store::{Store, StoreError};
 
-pub use desk::{Desk, EarlierConversation, HandoffPackage, QueueEvent, QueueEventKind, QueueHub, package};
-pub use hours::{LocalMoment, OfficeHours};
+pub use crate::config::hours::{LocalMoment, OfficeHours, Schedules};
+pub use desk::Desk;
+pub use queue::{EarlierConversation, HandoffPackage, QueueEvent, QueueEventKind, QueueHub, package};
 
 /// A hand-off about to be committed, and what to tell the customer about it.
 pub struct Opening {
@@ -46,31 +47,6 @@ pub fn rate(handoff: &mut Handoff, score: i32, comment: &str, now: i64) -> Domai
     }
     handoff.rating = Some(Rating { score: score as u8, comment: comment.trim().to_owned(), created_at: now });
     Ok(())
-}
-
-/// The office hours of every skill, parsed once at start-up.
-#[derive(Debug, Clone)]
-pub struct Schedules {
-    default: OfficeHours,
-    skills: BTreeMap<String, OfficeHours>,
-}
-
-impl Schedules {
-    pub fn from_config(config: &HandoffConfig) -> Result<Schedules, String> {
-        let default = OfficeHours::from_config(&config.office_hours)?;
-        let skills = config
-            .skill_hours
-            .iter()
-            .map(|(skill, hours)| {
-                Ok((skill.clone(), OfficeHours::from_config(hours).map_err(|e| format!("{skill}: {e}"))?))
-            })
-            .collect::<Result<_, String>>()?;
-        Ok(Schedules { default, skills })
-    }
-
-    pub fn for_skill(&self, skill: &str) -> &OfficeHours {
-        self.skills.get(skill).unwrap_or(&self.default)
-    }
 }
 
 fn priority(tier: Tier, frustrated: bool) -> i32 {

@@ -20,12 +20,10 @@ pub struct Measurement {
     pub size_bytes: u64,
 }
 
+/// Median and 99th percentile (nearest rank); zero without samples.
 fn percentiles(mut samples: Vec<f64>) -> (f64, f64) {
-    if samples.is_empty() {
-        return (0.0, 0.0);
-    }
     samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| crate::quantile::nearest_rank(&samples, q).unwrap_or(0.0);
     (at(0.5), at(0.99))
 }
 

@@ -30,32 +30,9 @@ impl AgentApi {
         Self { desk, access }
     }
 
-    /// An agent key limited to some skills may only act on hand-offs of those skills. A missing id is left to
-    /// the desk, which says so precisely.
+    /// An agent key limited to some skills may only act on hand-offs of those skills.
     async fn check_handoff(&self, caller: &Caller, handoff_id: &str) -> Result<(), Status> {
-        if caller.skills.is_empty() || handoff_id.trim().is_empty() {
-            return Ok(());
-        }
-        let package = self.desk.get(handoff_id).await.map_err(status_of)?;
-        if caller.has_skill(&package.handoff.skill) { Ok(()) } else { Err(denied_skill(&package.handoff.skill)) }
-    }
-}
-
-fn denied_skill(skill: &str) -> Status {
-    status_of(Error::PermissionDenied(format!("this API key does not work skill {skill:?}")))
-}
-
-/// The skills a queue or list request may cover: what it asks for, within the key's skills.
-fn allowed_skills(caller: &Caller, requested: Vec<String>) -> Result<Vec<String>, Status> {
-    if caller.skills.is_empty() {
-        return Ok(requested);
-    }
-    if requested.is_empty() {
-        return Ok(caller.skills.clone());
-    }
-    match requested.iter().find(|s| !caller.has_skill(s)) {
-        Some(skill) => Err(denied_skill(skill)),
-        None => Ok(requested),
+        self.desk.check_skill(caller, handoff_id).await.map_err(status_of)
     }
 }
 
@@ -158,7 +135,7 @@ impl pb::agent_service_server::AgentService for AgentApi {
         let caller = caller(&request)?;
         let pb::WatchQueueRequest { agent_id, skills } = request.into_inner();
         let agent = acting_agent(&caller, &agent_id).map_err(status_of)?;
-        let skills = allowed_skills(&caller, skills)?;
+        let skills = caller.skills_within(skills).map_err(status_of)?;
         let events = self.desk.watch_queue(&agent, skills).await.map_err(status_of)?;
         let desk = Arc::clone(&self.desk);
         let stream = events.map(move |event| event.map(|e| queue_event_to_pb(&desk, &e)).map_err(status_of));
@@ -228,7 +205,8 @@ impl pb::agent_service_server::AgentService for AgentApi {
     ) -> Result<Response<pb::ListHandoffsResponse>, Status> {
         let caller = caller(&request)?;
         let pb::ListHandoffsRequest { state, skill, page_size, page_token } = request.into_inner();
-        let skills = allowed_skills(&caller, if skill.trim().is_empty() { Vec::new() } else { vec![skill] })?;
+        let skills =
+            caller.skills_within(if skill.trim().is_empty() { Vec::new() } else { vec![skill] }).map_err(status_of)?;
         let filter = HandoffFilter { state: handoff_state_from_pb(state)?, skills };
         let (page, next_page_token) = self.desk.list(filter, page_size, &page_token).await.map_err(status_of)?;
         Ok(Response::new(pb::ListHandoffsResponse {

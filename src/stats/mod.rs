@@ -98,26 +98,19 @@ pub struct Durations {
 }
 
 impl Durations {
-    fn of_millis(mut millis: Vec<i64>) -> Durations {
-        millis.sort_unstable();
-        let n = millis.len();
+    fn of_millis(millis: Vec<i64>) -> Durations {
+        let mut seconds: Vec<f64> = millis.into_iter().map(|ms| ms as f64 / 1000.0).collect();
+        seconds.sort_by(f64::total_cmp);
+        let n = seconds.len();
         if n == 0 {
             return Durations::default();
         }
-        let seconds = |ms: i64| ms as f64 / 1000.0;
-        let median = if n % 2 == 1 {
-            seconds(millis[n / 2])
-        } else {
-            (seconds(millis[n / 2 - 1]) + seconds(millis[n / 2])) / 2.0
-        };
-        // Nearest rank: the smallest value with at least 90% of the values at or below it.
-        let p90 = seconds(millis[(n * 9).div_ceil(10) - 1]);
         Durations {
             count: n as u64,
-            median: Some(median),
-            p90: Some(p90),
-            max: Some(seconds(millis[n - 1])),
-            mean: Some(seconds(millis.iter().sum::<i64>()) / n as f64),
+            median: crate::quantile::median(&seconds),
+            p90: crate::quantile::nearest_rank(&seconds, 0.9),
+            max: seconds.last().copied(),
+            mean: Some(seconds.iter().sum::<f64>() / n as f64),
         }
     }
 }

@@ -24,6 +24,12 @@ const RETRIEVAL_DEPTH: usize = 20;
 /// Most questions listed when the customer picks a topic from the menu (the ordinals understood go to six).
 const MENU_TOPIC_QUESTIONS: usize = 6;
 
+mod clarify;
+mod draft;
+mod followup;
+
+use draft::{Draft, categories, faq_match};
+
 /// What the policy was asked about.
 pub struct TurnInput<'a> {
     pub text: &'a str,
@@ -267,143 +273,6 @@ impl Policy {
         self.finish(turn, input, DialogueMemory::default())
     }
 
-    /// The customer asked for a person: hand off at once, routed by what the conversation was about.
-    fn person_requested(&self, mut turn: Draft, input: &TurnInput<'_>, locale: &Locale) -> Outcome {
-        // "I want a person" names no topic: route by what the conversation was about, if anything.
-        if input.memory.last_skill.is_some() {
-            turn.skill = input.memory.last_skill.clone();
-        }
-        turn.handoff(HandoffReason::CustomerRequest, "the customer asked for a person");
-        turn.say(&locale.replies.handoff_requested, None);
-        self.finish(turn, input, DialogueMemory::default())
-    }
-
-    /// The reply to the bot's last question (a rating, clarify options, the menu, the offer of a colleague),
-    /// when the message reads as one. Anything else is decided as a new question.
-    fn pending_reply(
-        &self,
-        knowledge: &Knowledge,
-        input: &TurnInput<'_>,
-        locale: &Locale,
-        normalized: &str,
-        turn: &mut Draft,
-    ) -> Option<Outcome> {
-        let memory = input.memory;
-        if memory.pending_rating
-            && let Some(score) = locale.typed_rating(normalized)
-        {
-            let mut turn = std::mem::replace(turn, Draft::new(input.language));
-            turn.kind = DecisionKind::Rating;
-            if let Ok(score @ 1..=5) = u8::try_from(score) {
-                turn.explanation = format!("the customer rated the help {score} of 5");
-                turn.rating = Some(score);
-                turn.say(&locale.replies.rating_thanks.replace("{score}", &score.to_string()), None);
-                return Some(self.finish(turn, input, DialogueMemory::default()));
-            }
-            turn.explanation = format!("{score} is not a rating from 1 to 5");
-            turn.say(&locale.replies.rating_invalid, None);
-            return Some(self.finish(turn, input, DialogueMemory { pending_rating: true, ..Default::default() }));
-        }
-        let pending = &memory.pending_options;
-        if let Some(choice) = chosen_option(normalized, pending.len())
-            && let Some(faq) = knowledge.base.faq(&pending[choice])
-        {
-            let mut turn = std::mem::replace(turn, Draft::new(input.language));
-            turn.explanation = format!("the customer chose option {} of the clarifying question", choice + 1);
-            turn.matches = vec![faq_match(faq, input.language, 1.0)];
-            return Some(self.answer(turn, input, faq));
-        }
-        let menu = &memory.pending_menu;
-        let picked = chosen_option(normalized, menu.len()).or_else(|| {
-            menu.iter().position(|c| c != MENU_PERSON && normalize(&locale.category_name(c)) == normalized)
-        });
-        if let Some(choice) = picked {
-            let mut turn = std::mem::replace(turn, Draft::new(input.language));
-            if menu[choice] == MENU_PERSON {
-                return Some(self.person_requested(turn, input, locale));
-            }
-            let category = &menu[choice];
-            // By id: the same list whether the entries came from the files or the database.
-            let mut options: Vec<&Faq> = knowledge
-                .base
-                .faqs
-                .iter()
-                .filter(|f| &f.category == category && f.translations.contains_key(input.language))
-                .collect();
-            options.sort_by(|a, b| a.id.cmp(&b.id));
-            options.truncate(MENU_TOPIC_QUESTIONS);
-            let topic = locale.category_name(category);
-            turn.explanation = format!("the customer chose {category} from the menu");
-            turn.skill = options.first().map(|f| f.skill.clone());
-            let text = locale.replies.menu_topic.replace("{topic}", &topic);
-            return Some(self.clarify(turn, input, locale, &text, &options, memory.failed_turns));
-        }
-        if memory.offered_person || memory.pending_rating {
-            match locale.yes_or_no(normalized) {
-                Some(true) if memory.offered_person => {
-                    let turn = std::mem::replace(turn, Draft::new(input.language));
-                    return Some(self.person_requested(turn, input, locale));
-                }
-                Some(false) => {
-                    let mut turn = std::mem::replace(turn, Draft::new(input.language));
-                    turn.kind = DecisionKind::SmallTalk;
-                    turn.explanation = "the customer declined the bot's offer".into();
-                    turn.say(&locale.replies.offer_declined, None);
-                    return Some(self.finish(turn, input, DialogueMemory::default()));
-                }
-                _ => {}
-            }
-        }
-        None
-    }
-
-    /// The menu: the biggest topics and a person, for a message that names no topic.
-    fn menu(&self, knowledge: &Knowledge, mut turn: Draft, input: &TurnInput<'_>, locale: &Locale) -> Outcome {
-        turn.kind = DecisionKind::Menu;
-        turn.explanation = format!("no topic named: menu ({})", turn.explanation);
-        let mut options: Vec<String> = categories(knowledge).into_iter().take(self.config.menu_max_options).collect();
-        options.push(MENU_PERSON.to_owned());
-        let mut text = locale.replies.menu.clone();
-        for (n, option) in options.iter().enumerate() {
-            let topic =
-                if option == MENU_PERSON { locale.replies.menu_person.clone() } else { locale.category_name(option) };
-            let line = locale.replies.menu_option.replace("{n}", &(n + 1).to_string());
-            text.push('\n');
-            text.push_str(&line.replace("{topic}", &topic));
-        }
-        turn.say(&text, None);
-        let memory =
-            DialogueMemory { pending_menu: options, failed_turns: input.memory.failed_turns, ..Default::default() };
-        self.finish(turn, input, memory)
-    }
-
-    /// A numbered list of FAQ questions to choose from.
-    fn clarify(
-        &self,
-        mut turn: Draft,
-        input: &TurnInput<'_>,
-        locale: &Locale,
-        opening: &str,
-        options: &[&Faq],
-        failed_turns: u32,
-    ) -> Outcome {
-        turn.kind = DecisionKind::Clarify;
-        let mut text = opening.to_owned();
-        for (n, faq) in options.iter().enumerate() {
-            let question = faq.translations.get(input.language).map_or("", |t| t.question.as_str());
-            let line = locale.replies.clarify_option.replace("{n}", &(n + 1).to_string());
-            text.push('\n');
-            text.push_str(&line.replace("{question}", question));
-        }
-        text.push('\n');
-        text.push_str(&locale.replies.clarify_hint);
-        turn.say(&text, None);
-        turn.clarify_options = options.iter().map(|f| f.id.clone()).collect();
-        let memory =
-            DialogueMemory { pending_options: turn.clarify_options.clone(), failed_turns, ..Default::default() };
-        self.finish(turn, input, memory)
-    }
-
     /// Whether the message is about something the shop does not do. Either the model's out-of-scope class is
     /// confident and search has no match it would answer from (a word or two in common with an FAQ example is
     /// not a topic), or the out-of-scope class is merely the model's best guess and search finds no entry worth
@@ -449,62 +318,6 @@ impl Policy {
         let agreed =
             (model_clear && retrieval_concurs) || (retrieval_clear(faq) && p1 >= self.config.intent_clarify_min);
         agreed.then(|| &knowledge.base.faqs[faq])
-    }
-
-    /// Entries worth offering: the model's and retrieval's plausible candidates, best first, at most the maximum.
-    fn clarify_candidates(&self, knowledge: &Knowledge, evidence: &Evidence, limits: &Thresholds) -> Vec<usize> {
-        let mut scored: Vec<(usize, f32)> = Vec::new();
-        if !evidence.out_of_scope {
-            for (label, p) in &evidence.intents {
-                if *p >= self.config.intent_clarify_min
-                    && let Some(faq) = knowledge.base.position(label)
-                {
-                    scored.push((faq, *p));
-                }
-            }
-        }
-        let top = evidence.hits.first().map_or(0.0, |h| h.1);
-        for &(faq, score) in &evidence.hits {
-            let close = top - score <= 2.0 * limits.answer_min_margin;
-            // When the model rules the message out of scope, only a candidate retrieval is sure of is offered:
-            // the signals disagree, so ask rather than hand off or answer.
-            let allowed = !evidence.out_of_scope || score >= limits.answer_min_score;
-            if score >= limits.clarify_min_score && close && allowed && !scored.iter().any(|(f, _)| *f == faq) {
-                scored.push((faq, score));
-            }
-        }
-        // The two signals' own best candidates come first, so neither is crowded out by the other's runners-up
-        // (their scores are on different scales); the rest follow by score.
-        let search_best = evidence
-            .hits
-            .first()
-            .filter(|&&(_, s)| {
-                s >= limits.clarify_min_score && (!evidence.out_of_scope || s >= limits.answer_min_score)
-            })
-            .map(|h| h.0);
-        // The model's best entry: offered when the model is plausibly right about it, or when search finds it
-        // relevant too (a model that rules the message out of scope still ranks the shop's entries). A model that
-        // rules the message out of scope is only asked for its guess when search found a topic.
-        let model_best = evidence
-            .intents
-            .iter()
-            .filter_map(|(label, p)| knowledge.base.position(label).map(|faq| (faq, *p)))
-            .next()
-            .filter(|&(faq, p)| {
-                (p >= self.config.intent_clarify_min && !evidence.out_of_scope)
-                    || evidence.retrieval(faq) >= limits.clarify_min_score
-            })
-            .map(|(faq, _)| faq)
-            .filter(|_| !evidence.out_of_scope || search_best.is_some());
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut options: Vec<usize> = Vec::new();
-        for faq in search_best.into_iter().chain(model_best).chain(scored.into_iter().map(|(f, _)| f)) {
-            if !options.contains(&faq) {
-                options.push(faq);
-            }
-        }
-        options.truncate(self.config.clarify_max_options);
-        options
     }
 
     fn answer(&self, mut turn: Draft, input: &TurnInput<'_>, faq: &Faq) -> Outcome {
@@ -553,71 +366,6 @@ impl Policy {
             replies,
             memory,
         }
-    }
-}
-
-/// The decision under construction.
-struct Draft {
-    language: String,
-    /// The skill of the topic the message is about, when one matched well enough to tell.
-    skill: Option<String>,
-    kind: DecisionKind,
-    explanation: String,
-    matches: Vec<FaqMatch>,
-    intents: Vec<IntentScore>,
-    clarify_options: Vec<String>,
-    handoff_reason: Option<HandoffReason>,
-    replies: Vec<Reply>,
-    rating: Option<u8>,
-}
-
-impl Draft {
-    fn new(language: &str) -> Self {
-        Draft {
-            language: language.to_owned(),
-            skill: None,
-            kind: DecisionKind::Handoff,
-            explanation: String::new(),
-            matches: Vec::new(),
-            intents: Vec::new(),
-            clarify_options: Vec::new(),
-            handoff_reason: None,
-            replies: Vec::new(),
-            rating: None,
-        }
-    }
-
-    fn say(&mut self, text: &str, faq_id: Option<&str>) {
-        self.replies.push(Reply { text: text.to_owned(), faq_id: faq_id.map(str::to_owned) });
-    }
-
-    fn handoff(&mut self, reason: HandoffReason, detail: &str) {
-        self.kind = DecisionKind::Handoff;
-        self.handoff_reason = Some(reason);
-        self.explanation = format!("{detail} ({})", self.explanation);
-    }
-}
-
-/// The knowledge base's categories, those with most entries first (ties by name, so files and database agree):
-/// what the bot can help with.
-fn categories(knowledge: &Knowledge) -> Vec<String> {
-    let mut counted: Vec<(String, usize)> = Vec::new();
-    for faq in &knowledge.base.faqs {
-        match counted.iter_mut().find(|(c, _)| *c == faq.category) {
-            Some((_, n)) => *n += 1,
-            None => counted.push((faq.category.clone(), 1)),
-        }
-    }
-    counted.sort_by(|(a, n), (b, m)| m.cmp(n).then_with(|| a.cmp(b)));
-    counted.into_iter().map(|(c, _)| c).collect()
-}
-
-fn faq_match(entry: &Faq, language: &str, score: f32) -> FaqMatch {
-    FaqMatch {
-        faq_id: entry.id.clone(),
-        category: entry.category.clone(),
-        question: entry.translations.get(language).map(|t| t.question.clone()).unwrap_or_default(),
-        score,
     }
 }
 

@@ -1,13 +1,14 @@
-//! Office hours: a weekly schedule in a time zone with closed dates. Decides whether a person is available now
-//! and, if not, when one next is.
+//! Office hours (`[handoff.office_hours]`, per skill in `[handoff.skill_hours]`): a weekly schedule in a time zone
+//! with closed dates, parsed once. Decides whether a person is available now and, if not, when one next is. Here,
+//! beside the configuration it interprets, so validating the configuration needs nothing above it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 
-use crate::config::OfficeHoursConfig;
+use super::{HandoffConfig, OfficeHoursConfig};
 
 /// How far ahead the next opening is searched.
 const LOOKAHEAD_DAYS: i32 = 31;
@@ -173,6 +174,31 @@ impl OfficeHours {
             days_ahead,
             time: format!("{:02}:{:02}", zoned.hour(), zoned.minute()),
         })
+    }
+}
+
+/// The office hours of every skill, parsed once at start-up.
+#[derive(Debug, Clone)]
+pub struct Schedules {
+    default: OfficeHours,
+    skills: BTreeMap<String, OfficeHours>,
+}
+
+impl Schedules {
+    pub fn from_config(config: &HandoffConfig) -> Result<Schedules, String> {
+        let default = OfficeHours::from_config(&config.office_hours)?;
+        let skills = config
+            .skill_hours
+            .iter()
+            .map(|(skill, hours)| {
+                Ok((skill.clone(), OfficeHours::from_config(hours).map_err(|e| format!("{skill}: {e}"))?))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Schedules { default, skills })
+    }
+
+    pub fn for_skill(&self, skill: &str) -> &OfficeHours {
+        self.skills.get(skill).unwrap_or(&self.default)
     }
 }
 
