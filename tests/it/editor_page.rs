@@ -361,3 +361,50 @@ async fn editors_and_a_customer() {
     drop((eva, frank, widget));
     server.stop().await;
 }
+
+#[test]
+fn the_editor_shows_a_background_retrain_starting_without_a_reload() {
+    if have_browser() {
+        on_a_large_stack(retrain_followed);
+    }
+}
+
+async fn retrain_followed() {
+    let texts = ui_texts();
+    let en = &texts["en"];
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    // A retrain soon after the edit: what is tested is the page following its state.
+    config.knowledge.retrain = true;
+    config.knowledge.retrain_delay_ms = 300;
+    let server = TestServer::start(config).await;
+    let key = create_key(&server, "eva", pb::Role::Editor, "", &[]).await;
+    let editor = Browser::start(1200, 800).await;
+    sign_in(&editor, &server, &key, "eva").await;
+    workbench(&editor).await;
+    let shipped = "return document.getElementById('retrain').textContent === arguments[0];";
+    editor.until("the shipped model", shipped, json!([en["editor_retrain_shipped"]])).await;
+    // Every state the header shows from now on, without a reload.
+    let record = "window.__states = []; new MutationObserver(() => \
+                  window.__states.push(document.getElementById('retrain').textContent)) \
+                  .observe(document.getElementById('retrain'), { childList: true, characterData: true, subtree: true }); \
+                  return true;";
+    editor.run(record, json!([])).await;
+
+    let mut faq = server.knowledge().await.get_faq(pb::GetFaqRequest { id: "return-how".into() }).await.unwrap();
+    let faq = faq.get_mut();
+    faq.translations.get_mut("en").unwrap().phrasings.push("where do i send my return parcel".into());
+    let update = pb::UpdateFaqRequest { faq: Some(faq.clone()), update_mask: None, author: "test".into() };
+    let version = server.knowledge().await.update_faq(update).await.unwrap().into_inner();
+    assert_eq!(version.revision, faq.revision + 1);
+
+    // Pending or running, without a reload. (A whole retrain takes 40 s of CPU even at one pass; the server's
+    // stop cancels it.)
+    let busy = "return [arguments[0], arguments[1]].includes(document.getElementById('retrain').textContent);";
+    let pending_or_running = json!([en["editor_retrain_pending"], en["editor_retrain_running"]]);
+    editor.until("the retrain under way", busy, pending_or_running).await;
+    let states = editor.run("return window.__states;", json!([])).await;
+    println!("editor: the retrain as the header showed it: {states}");
+    drop(editor);
+    server.stop().await;
+}
