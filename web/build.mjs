@@ -32,7 +32,10 @@ const entryOf = Object.fromEntries(
 );
 const names = {};
 for (const [chunk] of outputs.filter(([path, o]) => !o.entryPoint && path.endsWith(".js"))) {
-  const users = outputs.filter(([, o]) => o.imports.some((i) => i.path === chunk)).map(([path]) => entryOf[path]);
+  // The pages importing it: each page imports every chunk it loads; chunks importing chunks do not count.
+  const users = outputs
+    .filter(([path, o]) => entryOf[path] && o.imports.some((i) => i.path === chunk))
+    .map(([path]) => entryOf[path]);
   const all = Object.keys(pages).every((page) => users.includes(page));
   names[chunk] = all ? "dist/shared.js" : `dist/shared-${users.sort().join("-")}.js`;
 }
