@@ -68,8 +68,14 @@ const FILES: &[File] = &[
     dist!("/agent", "agent.html", "text/html; charset=utf-8"),
     dist!("/agent.js", "agent.js", "text/javascript; charset=utf-8"),
     dist!("/agent.css", "agent.css", "text/css; charset=utf-8"),
-    // What the widget's chat and the agent console share (the gRPC-Web client, the messages, the helpers).
+    dist!("/editor", "editor.html", "text/html; charset=utf-8"),
+    dist!("/editor.js", "editor.js", "text/javascript; charset=utf-8"),
+    dist!("/editor.css", "editor.css", "text/css; charset=utf-8"),
+    // What the widget's chat, the agent console and the editor share (the gRPC-Web client, the messages, the
+    // helpers), and what two of them share (named by `web/build.mjs` for the pages that load it).
     dist!("/shared.js", "shared.js", "text/javascript; charset=utf-8"),
+    dist!("/shared-agent-editor.js", "shared-agent-editor.js", "text/javascript; charset=utf-8"),
+    dist!("/shared-agent-widget-app.js", "shared-agent-widget-app.js", "text/javascript; charset=utf-8"),
 ];
 
 struct Entry {

@@ -8,6 +8,7 @@ mod config;
 mod console;
 mod crash;
 mod dialogue;
+mod editor_page;
 mod evaluation;
 mod handoff;
 mod harness;

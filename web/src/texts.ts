@@ -24,6 +24,19 @@ export const KEYS = [
   "reason_always_human",
   "channel_chat", "channel_email", "channel_social", "channel_phone", "channel_messaging",
   "tier_basic", "tier_standard", "tier_advanced",
+  "editor_title", "editor_key", "editor_author", "editor_not_editor", "editor_entries", "editor_gaps", "editor_search",
+  "editor_search_go", "editor_all_languages", "editor_all_categories", "editor_show_retired", "editor_new",
+  "editor_none", "editor_id", "editor_category", "editor_skill", "editor_question", "editor_phrasings",
+  "editor_phrasing", "editor_add_phrasing", "editor_remove", "editor_answer", "editor_save", "editor_retire",
+  "editor_retired", "editor_retired_done", "editor_saved", "editor_invalid", "editor_conflict", "editor_theirs",
+  "editor_use_theirs", "editor_add_theirs", "editor_revision_of", "editor_history", "editor_revision",
+  "editor_no_change", "editor_action_create", "editor_action_update", "editor_action_retire", "editor_action_import",
+  "editor_yes", "editor_no", "editor_try", "editor_try_text", "editor_try_go", "editor_detect", "editor_decision",
+  "editor_why", "editor_replies", "editor_intents", "editor_matches", "editor_no_matches", "editor_gaps_total",
+  "editor_gaps_none", "editor_gap_count", "editor_gap_attach", "editor_gap_attach_go", "editor_gap_attached",
+  "editor_gap_new", "editor_gap_from", "editor_retrain_running", "editor_retrain_pending", "editor_retrain_failed",
+  "editor_retrain_shipped", "editor_retrain_done", "decision_answer", "decision_clarify", "decision_handoff",
+  "decision_small_talk", "decision_silent", "decision_off_topic", "decision_menu", "decision_rating",
 ] as const;
 
 export type Key = (typeof KEYS)[number];
