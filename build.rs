@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // sqlx::migrate! embeds migrations/ at compile time but cannot tell cargo about a file added there: this
     // line makes a new migration rebuild the crate (sqlx's documented recipe).
     println!("cargo:rerun-if-changed=migrations");
+    // Cargo tells a build script where to write through the environment.
+    #[allow(clippy::disallowed_methods)]
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     let service = protox::compile(

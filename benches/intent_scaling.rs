@@ -8,6 +8,9 @@
 //!
 //! Not run by `cargo test`; 50,000 examples take several minutes on two cores.
 
+// A benchmark fails loudly on the first surprise and reads its knobs from the environment.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
 #[path = "support/measure.rs"]
 mod measure;
 #[allow(dead_code)]

@@ -7,6 +7,9 @@
 //! With `--webhook` the in-process loket posts every event to a receiver in this process, for what delivery
 //! adds to `SendMessage`.
 
+// A benchmark fails loudly on the first surprise and reads its knobs from the environment.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
 #[path = "support/phrasings.rs"]
 mod phrasings;
 #[path = "support/receiver.rs"]

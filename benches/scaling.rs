@@ -8,6 +8,9 @@
 //! `--dump DIR` also writes, per size, every query's hits and corrections (the held-out messages and, for sizes up
 //! to the shipped base, every example of it) to `DIR/search-<entries>.txt`, to compare two versions of search.
 
+// A benchmark fails loudly on the first surprise and reads its knobs from the environment.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
 #[path = "support/measure.rs"]
 mod measure;
 #[path = "support/phrasings.rs"]

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench search` (build time and memory per size: `cargo bench --bench scaling`).
 
+// A benchmark fails loudly on the first surprise and reads its knobs from the environment.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
 #[path = "support/phrasings.rs"]
 mod phrasings;
 #[path = "support/rng.rs"]

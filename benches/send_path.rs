@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench send_path`
 
+// A benchmark fails loudly on the first surprise and reads its knobs from the environment.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
 #[path = "support/phrasings.rs"]
 mod phrasings;
 
@@ -23,7 +26,7 @@ use loket::dialogue::{Dialogue, Policy, StartConversation, TurnInput};
 use loket::knowledge::Knowledge;
 use loket::server::pb;
 use loket::server::pb::chat_service_client::ChatServiceClient;
-use loket::store::{Commit, SqliteStore, Store};
+use loket::store::{Commit, ConversationStore, SqliteStore};
 use prost::Message as _;
 use tokio::runtime::Runtime;
 

@@ -6,6 +6,9 @@
 //! `cargo bench --bench webhook_drain -- [--events 10000] [--conversations 1000] [--concurrency 16]
 //! [--database-url postgres://...]`
 
+// A benchmark fails loudly on the first surprise and reads its knobs from the environment.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
 #[path = "support/receiver.rs"]
 mod receiver;
 

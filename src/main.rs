@@ -13,10 +13,14 @@ fn main() -> std::process::ExitCode {
     // candle's CPU pool spin-waits on barriers: with this model's small tensors one thread beat several by 5-10x
     // in training on 2 loaded cores (20 s -> 3.4 s on a small set). `cargo run` and `cargo test` get the same
     // from .cargo/config.toml; the binary must not depend on being started by cargo. An operator's own setting wins.
+    #[allow(clippy::disallowed_methods)]
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         // SAFETY: no other thread exists yet (logging, the runtime and candle's pool all start below), so
         // nothing can read the environment while it is written.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("CANDLE_NUM_THREADS", "1")
+        };
     }
     let cli = loket::cli::Cli::parse();
     // Logs go to stderr, so what a command prints on stdout (a key, a table, an export) stays clean.

@@ -130,7 +130,10 @@ impl Common {
             flags.push(("knowledge.dir".into(), dir.display().to_string()));
         }
         settings.extend(flags);
-        let (config, sources) = Config::load_layered(self.config.as_deref(), std::env::vars(), &settings)?;
+        // The one place the environment enters: the `LOKET_*` configuration layer.
+        #[allow(clippy::disallowed_methods)]
+        let env = std::env::vars();
+        let (config, sources) = Config::load_layered(self.config.as_deref(), env, &settings)?;
         crate::check_config(&config)?;
         Ok((config, sources))
     }

@@ -158,109 +158,6 @@ pub struct Replies {
 /// Longest message read as a typed rating ("ik geef jullie een 4"); longer ones are questions.
 const MAX_RATING_WORDS: usize = 6;
 
-/// Words that count as ordinal answers to a clarifying question, per position (in every language).
-const ORDINALS: [&[&str]; 6] = [
-    &[
-        "1",
-        "een",
-        "eerste",
-        "de eerste",
-        "one",
-        "first",
-        "the first",
-        "the first one",
-        "nummer 1",
-        "number 1",
-        "optie 1",
-        "option 1",
-        "de 1e",
-        "1e",
-        "1st",
-    ],
-    &[
-        "2",
-        "twee",
-        "tweede",
-        "de tweede",
-        "two",
-        "second",
-        "the second",
-        "the second one",
-        "nummer 2",
-        "number 2",
-        "optie 2",
-        "option 2",
-        "de 2e",
-        "2e",
-        "2nd",
-    ],
-    &[
-        "3",
-        "drie",
-        "derde",
-        "de derde",
-        "three",
-        "third",
-        "the third",
-        "the third one",
-        "nummer 3",
-        "number 3",
-        "optie 3",
-        "option 3",
-        "de 3e",
-        "3e",
-        "3rd",
-    ],
-    &[
-        "4",
-        "vier",
-        "vierde",
-        "de vierde",
-        "four",
-        "fourth",
-        "the fourth",
-        "the fourth one",
-        "nummer 4",
-        "number 4",
-        "optie 4",
-        "option 4",
-        "4e",
-        "4th",
-    ],
-    &[
-        "5",
-        "vijf",
-        "vijfde",
-        "de vijfde",
-        "five",
-        "fifth",
-        "the fifth",
-        "the fifth one",
-        "nummer 5",
-        "number 5",
-        "optie 5",
-        "option 5",
-        "5e",
-        "5th",
-    ],
-    &[
-        "6",
-        "zes",
-        "zesde",
-        "de zesde",
-        "six",
-        "sixth",
-        "the sixth",
-        "the sixth one",
-        "nummer 6",
-        "number 6",
-        "optie 6",
-        "option 6",
-        "6e",
-        "6th",
-    ],
-];
-
 impl Locale {
     pub(super) fn load(path: &Path, language: &str) -> Result<Locale, Problem> {
         let problem = |line: usize, reason: String| Problem { file: path.to_owned(), line, reason };
@@ -461,11 +358,6 @@ impl Locale {
             SmallTalk::Goodbye => &self.replies.goodbye,
         }
     }
-}
-
-/// The 0-based option a reply to a clarifying question picks ("2", "de tweede", "the first one"), if any.
-pub fn chosen_option(normalized: &str, options: usize) -> Option<usize> {
-    ORDINALS.iter().take(options).position(|words| words.contains(&normalized))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod files;
 pub mod gaps;
 mod index;
 mod locale;
+mod ordinals;
 mod speller;
 pub mod validate;
 
@@ -18,7 +19,8 @@ use serde::{Deserialize, Serialize};
 pub use dictionary::{Dictionary, DictionaryError};
 pub use files::{Problem, export, load_dir, load_locales, parse_files, read_category_files, read_faq_dir};
 pub use index::{FaqIndex, IndexError, SearchHit, SearchResult};
-pub use locale::{Locale, SmallTalk, chosen_option};
+pub use locale::{Locale, SmallTalk};
+pub use ordinals::chosen_option;
 
 /// Fewest alternative phrasings an entry needs per language (the shipped knowledge base has at least 6).
 pub const MIN_PHRASINGS: usize = 2;

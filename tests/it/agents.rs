@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use loket::server::pb;
 use loket::server::pb::agent_service_client::AgentServiceClient;
-use loket::store::{SqliteStore, Store};
+use loket::store::{AccessStore, SqliteStore};
 use tokio_stream::StreamExt;
 use tonic::{Code, Status, Streaming};
 

@@ -1,5 +1,9 @@
 //! Integration tests: a real loket server on an ephemeral loopback port, driven through real tonic clients.
 
+// A test fails loudly on the first surprise, reads the environment (LOKET_SCREENSHOTS, LOKET_* layers) and
+// signals the server it started (libc::kill).
+#![allow(clippy::unwrap_used, clippy::disallowed_methods, unsafe_code)]
+
 mod access;
 mod agents;
 mod browser;

@@ -1,8 +1,11 @@
 //! The shape of the code, held as tests: the top-level modules of `src/` import each other without loops (a
-//! module never uses one that uses it back).
+//! module never uses one that uses it back), and no file in `src/` grows past the length a newcomer can read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Longest file in `src/`, in lines.
+const MAX_LINES: usize = 450;
 
 fn sources(dir: &Path, files: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("src/ is readable") {
@@ -84,4 +87,19 @@ fn no_module_imports_a_module_that_imports_it_back() {
         }
     }
     assert!(loops.is_empty(), "import loops between modules of src/:\n{}", loops.join("\n"));
+}
+
+#[test]
+fn no_file_in_src_is_longer_than_a_newcomer_reads() {
+    let mut files = Vec::new();
+    sources(&src(), &mut files);
+    let mut long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).expect("a source file is readable").lines().count();
+            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect();
+    long.sort();
+    assert!(long.is_empty(), "files in src/ over {MAX_LINES} lines:\n{}", long.join("\n"));
 }

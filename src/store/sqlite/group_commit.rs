@@ -14,12 +14,12 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use super::Claim;
 use super::recent::Recent;
-use super::sqlite::Claim;
-use super::sqlite::{insert_deliveries, insert_events, insert_gap, save_conversations, save_handoff};
-use super::{AttemptOutcome, Delivery, NewDelivery, StoreError};
+use super::{insert_deliveries, insert_events, insert_gap, save_conversations, save_handoff};
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
 use crate::knowledge::gaps::Gap;
+use crate::store::{AttemptOutcome, Delivery, NewDelivery, StoreError};
 
 /// Most commits written in one transaction.
 const MAX_BATCH: usize = 64;
@@ -211,12 +211,11 @@ async fn commit_batch(connection: &mut WriterConnection, recent: &Recent, batch:
 async fn run_outbox(connection: &mut WriterConnection, job: OutboxJob) {
     match job {
         OutboxJob::Claim(claim, done) => {
-            let claimed = async { super::sqlite::claim_deliveries(&mut *connection.acquire().await?, &claim).await };
+            let claimed = async { super::claim_deliveries(&mut *connection.acquire().await?, &claim).await };
             let _ = done.send(claimed.await);
         }
         OutboxJob::Record(outcomes, now, done) => {
-            let recorded =
-                async { super::sqlite::record_attempts(&mut *connection.acquire().await?, &outcomes, now).await };
+            let recorded = async { super::record_attempts(&mut *connection.acquire().await?, &outcomes, now).await };
             let _ = done.send(recorded.await);
         }
     }
