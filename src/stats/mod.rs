@@ -2,11 +2,14 @@
 //! computation serves `StatsService.GetKpis` and `loket stats`; it reads the store and never writes.
 //! The definitions here are the ones documented in `proto/loket/v1/stats.proto` and README.md.
 
+pub mod queue;
+mod series;
 mod table;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+pub use series::{Granularity, MAX_BUCKETS, Series, SeriesQuery};
 pub use table::render;
 
 use crate::config::KpiConfig;
@@ -394,9 +397,12 @@ pub fn compute(
             texts.sort_by_key(|(created_at, _)| std::cmp::Reverse(*created_at));
             let mut examples: Vec<String> = Vec::new();
             for (_, text) in texts {
+                if examples.len() == GAP_EXAMPLES {
+                    break;
+                }
                 // Redacted like the editors' gap list: KPIs are read by people who need no personal data.
                 let text = crate::privacy::redact(text);
-                if examples.len() < GAP_EXAMPLES && !examples.contains(&text) {
+                if !examples.contains(&text) {
                     examples.push(text);
                 }
             }

@@ -23,5 +23,6 @@ mod persistence;
 mod postgres;
 mod protocol;
 mod replicas;
+mod series;
 mod web;
 mod webhooks;
