@@ -68,8 +68,14 @@ const FILES: &[File] = &[
     dist!("/agent", "agent.html", "text/html; charset=utf-8"),
     dist!("/agent.js", "agent.js", "text/javascript; charset=utf-8"),
     dist!("/agent.css", "agent.css", "text/css; charset=utf-8"),
-    // What the widget's chat and the agent console share (the gRPC-Web client, the messages, the helpers).
+    dist!("/dashboard", "dashboard.html", "text/html; charset=utf-8"),
+    dist!("/dashboard.js", "dashboard.js", "text/javascript; charset=utf-8"),
+    dist!("/dashboard.css", "dashboard.css", "text/css; charset=utf-8"),
+    // What the widget's chat, the agent console and the dashboard share (the gRPC-Web client, the messages, the
+    // helpers), and what only two of them share (`web/build.mjs` names these chunks for the pages that load them).
     dist!("/shared.js", "shared.js", "text/javascript; charset=utf-8"),
+    dist!("/shared-widget-app-agent.js", "shared-widget-app-agent.js", "text/javascript; charset=utf-8"),
+    dist!("/shared-agent-dashboard.js", "shared-agent-dashboard.js", "text/javascript; charset=utf-8"),
 ];
 
 struct Entry {

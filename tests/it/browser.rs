@@ -24,12 +24,12 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// WebDriver's key for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// WebDriver's codes of the keys pressed here.
-const TAB: &str = "\u{E004}";
-const ENTER: &str = "\u{E007}";
+pub(crate) const TAB: &str = "\u{E004}";
+pub(crate) const ENTER: &str = "\u{E007}";
 const ESCAPE: &str = "\u{E00C}";
 
 /// Whether the browser is installed; says SKIPPED when not.
-fn have_browser() -> bool {
+pub(crate) fn have_browser() -> bool {
     let there = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !there {
         println!("SKIPPED: {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
@@ -38,7 +38,7 @@ fn have_browser() -> bool {
 }
 
 /// A chromedriver process and one browser session in it; both end on drop.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
@@ -47,7 +47,7 @@ struct Browser {
 
 impl Browser {
     /// A headless chromium with a window of `width` × `height` CSS pixels.
-    async fn start(width: u32, height: u32) -> Browser {
+    pub(crate) async fn start(width: u32, height: u32) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new(CHROMEDRIVER)
             .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
@@ -102,12 +102,12 @@ impl Browser {
         self.call(method, &format!("/session/{}{path}", self.session), body).await
     }
 
-    async fn go(&self, url: &str) {
+    pub(crate) async fn go(&self, url: &str) {
         self.session("POST", "/url", json!({ "url": url })).await;
     }
 
     /// Runs `script` (a function body) in the page with `args`, returning its value.
-    async fn run(&self, script: &str, args: Value) -> Value {
+    pub(crate) async fn run(&self, script: &str, args: Value) -> Value {
         self.session("POST", "/execute/sync", json!({ "script": script, "args": args })).await
     }
 
@@ -117,7 +117,7 @@ impl Browser {
     }
 
     /// Waits until `script` returns something truthy, and returns it.
-    async fn until(&self, what: &str, script: &str, args: Value) -> Value {
+    pub(crate) async fn until(&self, what: &str, script: &str, args: Value) -> Value {
         // Generous: CI runs this beside the rest of the suite on 2 cores (once, under such load, 15 s ran out).
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -131,7 +131,7 @@ impl Browser {
     }
 
     /// The text of the element `css` (empty when there is none).
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let script = "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';";
         self.run(script, json!([css])).await.as_str().unwrap_or_default().to_owned()
     }
@@ -141,21 +141,21 @@ impl Browser {
         json!({ ELEMENT: found[ELEMENT] })
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let element = self.element(css).await;
         let id = element[ELEMENT].as_str().unwrap().to_owned();
         self.session("POST", &format!("/element/{id}/click"), json!({})).await;
     }
 
     /// Types `text` into the element `css` (WebDriver focuses it first).
-    async fn type_text(&self, css: &str, text: &str) {
+    pub(crate) async fn type_text(&self, css: &str, text: &str) {
         let element = self.element(css).await;
         let id = element[ELEMENT].as_str().unwrap().to_owned();
         self.session("POST", &format!("/element/{id}/value"), json!({ "text": text })).await;
     }
 
     /// Presses `keys` one after the other on whatever has the focus, as a keyboard would.
-    async fn keys(&self, keys: &str) {
+    pub(crate) async fn keys(&self, keys: &str) {
         let actions: Vec<Value> = keys
             .chars()
             .flat_map(|c| [json!({ "type": "keyDown", "value": c }), json!({ "type": "keyUp", "value": c })])
@@ -165,7 +165,7 @@ impl Browser {
     }
 
     /// Presses Tab until the element with the focus matches `css`: it is reachable by keyboard.
-    async fn tab_to(&self, css: &str) {
+    pub(crate) async fn tab_to(&self, css: &str) {
         let focused = "return !!document.activeElement && document.activeElement.matches(arguments[0]);";
         for _ in 0..80 {
             if self.run(focused, json!([css])).await == json!(true) {
@@ -195,14 +195,14 @@ impl Browser {
         self.session("POST", "/frame", json!({ "id": null })).await;
     }
 
-    async fn reload(&self) {
+    pub(crate) async fn reload(&self) {
         self.top().await;
         self.session("POST", "/refresh", json!({})).await;
     }
 
     /// Writes `docs/<name>` when `LOKET_SCREENSHOTS=1` asks for README's pictures; a normal run writes nothing
     /// tracked.
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         if std::env::var_os("LOKET_SCREENSHOTS").is_none_or(|v| v != "1") {
             return;
         }
@@ -252,7 +252,7 @@ fn decode_base64(text: &str) -> Vec<u8> {
 }
 
 /// The pages' texts per language, from the locale files, as the pages get them.
-fn ui_texts() -> BTreeMap<String, std::collections::BTreeMap<String, String>> {
+pub(crate) fn ui_texts() -> BTreeMap<String, std::collections::BTreeMap<String, String>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge-base");
     let locales = loket::knowledge::load_locales(&dir, &["nl".into(), "en".into()]).unwrap();
     locales.into_iter().map(|(language, locale)| (language, locale.ui)).collect()
@@ -316,7 +316,13 @@ fn gift_wrap() -> pb::Faq {
     }
 }
 
-async fn create_key(server: &TestServer, name: &str, role: pb::Role, display_name: &str, skills: &[&str]) -> String {
+pub(crate) async fn create_key(
+    server: &TestServer,
+    name: &str,
+    role: pb::Role,
+    display_name: &str,
+    skills: &[&str],
+) -> String {
     let request = pb::CreateApiKeyRequest {
         name: name.into(),
         role: role.into(),
@@ -341,7 +347,7 @@ async fn signed_in(console: &Browser) {
 
 /// Runs `scenario` on a runtime of its own in a thread with a large stack: polling a scenario this long needs more
 /// than a test thread's 2 MiB in a debug build.
-fn on_a_large_stack<F: Future<Output = ()> + Send + 'static>(scenario: impl FnOnce() -> F + Send + 'static) {
+pub(crate) fn on_a_large_stack<F: Future<Output = ()> + Send + 'static>(scenario: impl FnOnce() -> F + Send + 'static) {
     let thread = std::thread::Builder::new().stack_size(64 << 20).spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         runtime.block_on(scenario());

@@ -7,6 +7,7 @@ mod chat;
 mod config;
 mod console;
 mod crash;
+mod dashboard;
 mod dialogue;
 mod evaluation;
 mod handoff;
