@@ -156,7 +156,7 @@ fn split(records: StatsRecords, bounds: &[i64]) -> Vec<StatsRecords> {
         }
     }
     for turn in records.turns {
-        if let Some(index) = bucket_of.get(&turn.message.conversation_id) {
+        if let Some(index) = bucket_of.get(&turn.conversation_id) {
             buckets[*index].turns.push(turn);
         }
     }

@@ -5,6 +5,7 @@ mod group_commit;
 mod postgres;
 mod recent;
 mod sqlite;
+mod turn_facts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use tracing::{info, warn};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use turn_facts::TurnFacts;
 
 use crate::access::ApiKey;
 use crate::config::StorageConfig;
@@ -256,8 +258,9 @@ pub struct StatsRecords {
     pub conversations: Vec<Conversation>,
     /// Every hand-off of those conversations, whenever it was opened.
     pub handoffs: Vec<Handoff>,
-    /// Every customer message of those conversations with its decision, in order per conversation.
-    pub turns: Vec<Turn>,
+    /// What the KPIs read of every customer message of those conversations and its decision, in order per
+    /// conversation.
+    pub turns: Vec<TurnFacts>,
 }
 
 /// What erasing a customer removed.

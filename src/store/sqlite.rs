@@ -16,7 +16,9 @@ use sqlx::{ConnectOptions, Row};
 use super::group_commit::{GroupCommit, OwnedCommit, WriterConnection};
 use super::recent::Recent;
 use super::{AttemptOutcome, AttemptResult, AuditEntry, Delivery, Erased, NewDelivery, OutboxDepth, Redeliver};
-use super::{Commit, FaqRevision, HandoffFilter, KnowledgeWrite, StatsRecords, Store, StoreError, StoredFaq};
+use super::{
+    Commit, FaqRevision, HandoffFilter, KnowledgeWrite, StatsRecords, Store, StoreError, StoredFaq, TurnFacts,
+};
 use crate::access::{ApiKey, Role};
 use crate::conversation::{Channel, Conversation, Event, EventBody, Handoff, HandoffState, State, Tier, Turn};
 use crate::knowledge::gaps::Gap;
@@ -755,15 +757,29 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         let handoffs = handoffs_from_rows(&rows)?;
+        // The turns' facts, not the turns: a turn's JSON is a hundred times larger than what the KPIs read of it.
         let rows = sqlx::query(
-            "SELECT e.turn FROM events e JOIN conversations c ON c.id = e.conversation_id \
-             WHERE c.created_at >= ? AND c.created_at < ? AND e.turn IS NOT NULL ORDER BY e.conversation_id, e.seq",
+            "SELECT f.* FROM turn_facts f JOIN conversations c ON c.id = f.conversation_id \
+             WHERE c.created_at >= ? AND c.created_at < ? ORDER BY f.conversation_id, f.seq",
         )
         .bind(start)
         .bind(end)
         .fetch_all(&self.pool)
         .await?;
-        let turns = rows.iter().map(|row| from_json(&row.try_get::<String, _>("turn")?)).collect::<Result<_, _>>()?;
+        let turns = rows
+            .iter()
+            .map(|row| {
+                TurnFacts::from_columns(
+                    row.try_get("conversation_id")?,
+                    row.try_get("created_at")?,
+                    row.try_get("kind")?,
+                    row.try_get("intent")?,
+                    row.try_get("handoff_reason")?,
+                    row.try_get("answered_faqs")?,
+                    row.try_get("unanswered_text")?,
+                )
+            })
+            .collect::<Result<_, _>>()?;
         Ok(StatsRecords { conversations, handoffs, turns })
     }
 

@@ -197,3 +197,74 @@ async fn bad_series_requests_name_the_field_and_wrong_roles_are_refused() {
     }
     server.stop().await;
 }
+
+/// A small mix on `server`'s clock: answers, a hand-off claimed after 45 s, resolved and rated 4, one waiting, a
+/// question nobody answers; the next day a clarifying question. Returns GetKpis and the hourly series over both
+/// days.
+async fn mix(server: &TestServer) -> (pb::Kpis, pb::KpiSeries) {
+    let mut chat = server.chat().await;
+    let mut agent = server.agent().await;
+    let answered = start_conversation(&mut chat, "nl").await;
+    send(&mut chat, &conversation_id(&answered), "hoe stuur ik een artikel retour").await;
+    let (rated, _, _) = ask_for_a_person(&mut chat, "mix-rated").await;
+    ask_for_a_person(&mut chat, "mix-waiting").await;
+    let unknown = start_conversation(&mut chat, "en").await;
+    send(&mut chat, &conversation_id(&unknown), "can my dog come into your store with me").await;
+    server.clock.advance(45_000);
+    let list = agent.list_handoffs(pb::ListHandoffsRequest::default()).await.unwrap().into_inner();
+    let handoff_id = list.handoffs.into_iter().find(|h| h.conversation_id == rated).unwrap().handoff_id;
+    agent
+        .claim_handoff(pb::ClaimHandoffRequest { handoff_id: handoff_id.clone(), agent_id: String::new() })
+        .await
+        .unwrap();
+    agent.resolve_handoff(pb::ResolveHandoffRequest { handoff_id, ..Default::default() }).await.unwrap();
+    let rating = pb::RateConversationRequest { conversation_id: rated, score: 4, comment: "".into() };
+    chat.rate_conversation(rating).await.unwrap();
+    server.clock.advance(DAY);
+    let vague = start_conversation(&mut chat, "nl").await;
+    send(&mut chat, &conversation_id(&vague), "retour").await;
+    server.clock.advance(1000);
+    let range = pb::GetKpiSeriesRequest {
+        start_time: time(WEDNESDAY_10AM - HOUR),
+        end_time: time(WEDNESDAY_10AM + DAY + HOUR),
+        granularity: Granularity::Hour.into(),
+        ..Default::default()
+    };
+    let mut stats = server.stats().await;
+    let kpis = stats.get_kpis(kpis_request(&range, WEDNESDAY_10AM - HOUR, WEDNESDAY_10AM + DAY + HOUR)).await;
+    (kpis.unwrap().into_inner(), stats.get_kpi_series(range).await.unwrap().into_inner())
+}
+
+#[tokio::test]
+async fn postgresql_and_sqlite_give_the_same_series_and_forget_an_erased_customer_alike() {
+    let Some(database) = crate::postgres::TestPostgres::start() else { return };
+    let store = loket::store::PgStore::connect(&database.url, 4, std::time::Duration::from_secs(1)).await.unwrap();
+    let (pg_dir, sqlite_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let on_postgres = TestServer::start_on(test_config(pg_dir.path()), std::sync::Arc::new(store)).await;
+    let on_sqlite = TestServer::start(test_config(sqlite_dir.path())).await;
+    let (pg, sqlite) = (mix(&on_postgres).await, mix(&on_sqlite).await);
+    assert_eq!(pg, sqlite);
+    let (kpis, series) = pg;
+    assert_eq!((kpis.contacts, kpis.handoffs, kpis.top_knowledge_gaps.len(), series.buckets.len()), (5, 3, 1, 26));
+    assert_eq!(kpis.top_knowledge_gaps[0].examples, vec!["can my dog come into your store with me".to_string()]);
+
+    // Erasing a customer takes their turns out of the KPIs on both.
+    for server in [&on_postgres, &on_sqlite] {
+        let erase = pb::EraseCustomerRequest { customer_id: "mix-rated".into() };
+        server.admin().await.erase_customer(erase).await.unwrap();
+    }
+    let (pg, sqlite) = (mix_after_erasure(&on_postgres).await, mix_after_erasure(&on_sqlite).await);
+    assert_eq!(pg, sqlite);
+    assert_eq!((pg.contacts, pg.handoffs, pg.csat.as_ref().unwrap().total), (4, 2, 0));
+    on_postgres.stop().await;
+    on_sqlite.stop().await;
+}
+
+async fn mix_after_erasure(server: &TestServer) -> pb::Kpis {
+    let request = pb::GetKpisRequest {
+        start_time: time(WEDNESDAY_10AM - HOUR),
+        end_time: time(WEDNESDAY_10AM + DAY + HOUR),
+        ..Default::default()
+    };
+    server.stats().await.get_kpis(request).await.unwrap().into_inner()
+}
