@@ -71,3 +71,63 @@ impl TurnFacts {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::{Channel, Conversation, DialogueMemory, State, Tier};
+    use crate::store::{Commit, SqliteStore, Store};
+
+    /// A stored turn as loket writes it: a low-confidence hand-off whose reply named no entry, then an answer.
+    fn turn(seq: u64, kind: &str, reason: Option<&str>, faq: Option<&str>) -> Turn {
+        let message = |seq: u64, author: &str, text: &str, faq_id: Option<&str>| {
+            serde_json::json!({ "conversation_id": "c-1", "seq": seq, "created_at": 1000 + seq, "body": { "Message": {
+                "id": format!("m{seq}"), "author": author, "text": text, "language": "en",
+                "client_message_id": null, "faq_id": faq_id } } })
+        };
+        serde_json::from_value(serde_json::json!({
+            "message": message(seq, "customer", "my parrot? call 06-12345678", None),
+            "replies": [message(seq + 1, "bot", "first", None), message(seq + 2, "bot", "answer", faq)],
+            "decision": { "kind": kind, "language": "en", "explanation": "", "clarify_options": [],
+                "faq_matches": [{ "faq_id": "return-how", "category": "returns", "question": "?", "score": 0.5 }],
+                "intents": if faq.is_some() { serde_json::json!([{ "intent": "return-period", "confidence": 0.9 }]) }
+                    else { serde_json::json!([]) },
+                "handoff_reason": reason, "answer_faq_id": faq },
+            "state": "bot",
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_stores_triggers_keep_the_projection_of_rust() {
+        let store = SqliteStore::in_memory().await.unwrap();
+        let conversation = Conversation {
+            id: "c-1".into(),
+            customer_id: "x".into(),
+            tier: Tier::Standard,
+            channel: Channel::Chat,
+            language: "en".into(),
+            language_fixed: false,
+            metadata: Default::default(),
+            state: State::Bot,
+            created_at: 1000,
+            updated_at: 1000,
+            last_seq: 6,
+            memory: DialogueMemory::default(),
+            owner: None,
+        };
+        let turns = [turn(1, "handoff", Some("low_confidence"), None), turn(4, "answer", None, Some("return-period"))];
+        for turn in &turns {
+            let events: Vec<_> = std::iter::once(turn.message.clone()).chain(turn.replies.iter().cloned()).collect();
+            store.commit(Commit { turn: Some(turn), ..Commit::new(&conversation, &events) }).await.unwrap();
+        }
+        let read = store.stats_records(0, 2000).await.unwrap().turns;
+        assert_eq!(read, turns.iter().map(TurnFacts::of).collect::<Vec<_>>());
+        assert_eq!(read[0].unanswered_text.as_deref(), Some("my parrot? call 06-12345678"));
+        assert_eq!((read[0].intent.as_deref(), read[1].intent.as_deref()), (Some("return-how"), Some("return-period")));
+        assert_eq!(
+            (read[1].answered_faqs.clone(), read[1].unanswered_text.as_deref()),
+            (vec!["return-period".into()], None)
+        );
+    }
+}
