@@ -2,6 +2,7 @@
 -- 100,000 conversations is read in a fraction of a second rather than parsing every stored replay (issue 16: a
 -- 90-day KPI series in at most 500 ms). Filled by triggers from `events.turn`, so every write path (the group
 -- commit, retention, erasure) keeps it in step without knowing of it; the KPIs read only this table for turns.
+-- Written for SQLite 3.40 too (no aggregate ORDER BY), so Debian's sqlite3 can still open the database.
 CREATE TABLE turn_facts (
     conversation_id TEXT NOT NULL,
     seq             INTEGER NOT NULL,
@@ -26,9 +27,8 @@ BEGIN
            COALESCE(json_extract(NEW.turn, '$.decision.intents[0].intent'),
                     json_extract(NEW.turn, '$.decision.faq_matches[0].faq_id')),
            json_extract(NEW.turn, '$.decision.handoff_reason'),
-           (SELECT json_group_array(json_extract(r.value, '$.body.Message.faq_id') ORDER BY r.key)
-              FROM json_each(NEW.turn, '$.replies') r
-             WHERE json_extract(r.value, '$.body.Message.faq_id') IS NOT NULL),
+           (SELECT json_group_array(faq) FROM (SELECT json_extract(r.value, '$.body.Message.faq_id') AS faq
+              FROM json_each(NEW.turn, '$.replies') r WHERE faq IS NOT NULL ORDER BY r.key)),
            CASE WHEN json_extract(NEW.turn, '$.decision.handoff_reason') IN ('low_confidence', 'repeated_failure')
                 THEN json_extract(NEW.turn, '$.message.body.Message.text') END;
 END;
@@ -45,9 +45,8 @@ SELECT e.conversation_id, e.seq, e.created_at,
        COALESCE(json_extract(e.turn, '$.decision.intents[0].intent'),
                 json_extract(e.turn, '$.decision.faq_matches[0].faq_id')),
        json_extract(e.turn, '$.decision.handoff_reason'),
-       (SELECT json_group_array(json_extract(r.value, '$.body.Message.faq_id') ORDER BY r.key)
-          FROM json_each(e.turn, '$.replies') r
-         WHERE json_extract(r.value, '$.body.Message.faq_id') IS NOT NULL),
+       (SELECT json_group_array(faq) FROM (SELECT json_extract(r.value, '$.body.Message.faq_id') AS faq
+          FROM json_each(e.turn, '$.replies') r WHERE faq IS NOT NULL ORDER BY r.key)),
        CASE WHEN json_extract(e.turn, '$.decision.handoff_reason') IN ('low_confidence', 'repeated_failure')
             THEN json_extract(e.turn, '$.message.body.Message.text') END
   FROM events e
