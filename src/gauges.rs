@@ -19,6 +19,7 @@ use crate::metrics::{
     INDEX_EXAMPLES, KNOWLEDGE_ENTRIES, MODEL_INFO, MODEL_WRITTEN, ModelVersion, QUEUE_LENGTH, QUEUE_OLDEST_WAIT,
     WEBHOOK_OUTBOX, install,
 };
+use crate::stats::queue::SkillQueue;
 use crate::store::{HandoffFilter, Store};
 use crate::webhooks::Webhooks;
 
@@ -58,22 +59,18 @@ impl Gauges {
         match self.store.handoffs(&filter, None, u32::MAX).await {
             Ok(queued) => {
                 let known = self.known_skills();
-                let mut queues: BTreeMap<String, (u64, i64)> =
-                    known.iter().map(|skill| (skill.clone(), (0, 0))).collect();
-                for handoff in queued {
-                    let skill = if known.contains(&handoff.skill) { handoff.skill.clone() } else { "other".into() };
-                    let from = if handoff.callback {
-                        handoff.created_at.max(handoff.expected_pickup_at)
-                    } else {
-                        handoff.created_at
-                    };
-                    let queue = queues.entry(skill).or_default();
-                    queue.0 += 1;
-                    queue.1 = queue.1.max(now - from);
+                // A skill no hand-off is routed to by configuration (typed in a transfer) is shown as "other".
+                let mut queues: BTreeMap<String, SkillQueue> = BTreeMap::new();
+                for (skill, queue) in crate::stats::queue::by_skill(&queued, &known, now) {
+                    let label = if known.contains(&skill) { skill } else { "other".into() };
+                    let merged = queues.entry(label).or_default();
+                    merged.waiting += queue.waiting;
+                    merged.oldest_wait_millis = merged.oldest_wait_millis.max(queue.oldest_wait_millis);
                 }
-                for (skill, (length, oldest)) in queues {
-                    metrics::gauge!(QUEUE_LENGTH, "skill" => skill.clone()).set(length as f64);
-                    metrics::gauge!(QUEUE_OLDEST_WAIT, "skill" => skill).set(oldest.max(0) as f64 / 1000.0);
+                for (skill, queue) in queues {
+                    metrics::gauge!(QUEUE_LENGTH, "skill" => skill.clone()).set(queue.waiting as f64);
+                    metrics::gauge!(QUEUE_OLDEST_WAIT, "skill" => skill)
+                        .set(queue.oldest_wait_millis.max(0) as f64 / 1000.0);
                 }
             }
             Err(error) => warn!(%error, "queue gauges not refreshed"),

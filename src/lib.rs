@@ -228,8 +228,12 @@ impl App {
             webhooks: Arc::clone(&c.webhooks),
         };
         let editor = Arc::new(Editor::new(editor_parts, entries, locales, retrainer));
-        let stats =
-            Arc::new(Stats::new(Arc::clone(&c.store), Arc::clone(&c.clock), Arc::clone(&c.knowledge), &c.config));
+        let stats = Arc::new(Stats::new(
+            Arc::clone(&c.store),
+            Arc::clone(&c.clock),
+            Arc::clone(&c.knowledge),
+            Arc::clone(&c.config),
+        ));
         Ok(App { config, dialogue, desk, editor, stats, access, context, retrained_dir })
     }
 

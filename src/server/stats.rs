@@ -8,7 +8,7 @@ use super::convert::{channel_from_pb, handoff_reason_to_pb, tier_from_pb, timest
 use super::pb;
 use super::status::status_of;
 use crate::error::Error;
-use crate::stats::{Durations, KpiQuery, Kpis, Ratio, Stats, Target, TargetStatus};
+use crate::stats::{Durations, Granularity, KpiQuery, Kpis, Ratio, SeriesQuery, Stats, Target, TargetStatus};
 
 pub struct StatsApi {
     stats: Arc<Stats>,
@@ -103,22 +103,90 @@ fn kpis_to_pb(k: &Kpis) -> pb::Kpis {
     }
 }
 
-#[tonic::async_trait]
-impl pb::stats_service_server::StatsService for StatsApi {
-    async fn get_kpis(&self, request: Request<pb::GetKpisRequest>) -> Result<Response<pb::Kpis>, Status> {
-        let pb::GetKpisRequest { start_time, end_time, channel, tier, language, skill } = request.into_inner();
+/// The range and filters shared by `GetKpis` and `GetKpiSeries`, with the range's defaults filled in.
+struct Filters {
+    start_time: Option<prost_types::Timestamp>,
+    end_time: Option<prost_types::Timestamp>,
+    channel: i32,
+    tier: i32,
+    language: String,
+    skill: String,
+}
+
+impl StatsApi {
+    fn query(&self, filters: Filters) -> Result<KpiQuery, Status> {
+        let Filters { start_time, end_time, channel, tier, language, skill } = filters;
         let start = millis_from_pb("start_time", start_time)?;
         let end = millis_from_pb("end_time", end_time)?;
         let (start, end) = KpiQuery::range(start, end, self.stats.now());
-        let query = KpiQuery {
+        Ok(KpiQuery {
             start,
             end,
             channel: channel_from_pb(channel)?,
             tier: tier_from_pb(tier)?,
             language: Some(language.trim().to_ascii_lowercase()).filter(|l| !l.is_empty()),
             skill: Some(skill.trim().to_owned()).filter(|s| !s.is_empty()),
-        };
+        })
+    }
+}
+
+fn granularity_from_pb(value: i32) -> Result<Granularity, Status> {
+    match pb::Granularity::try_from(value) {
+        Ok(pb::Granularity::Unspecified | pb::Granularity::Day) => Ok(Granularity::Day),
+        Ok(pb::Granularity::Hour) => Ok(Granularity::Hour),
+        Err(_) => Err(status_of(Error::invalid("granularity", format!("{value} is not a granularity: HOUR or DAY")))),
+    }
+}
+
+fn granularity_to_pb(granularity: Granularity) -> pb::Granularity {
+    match granularity {
+        Granularity::Hour => pb::Granularity::Hour,
+        Granularity::Day => pb::Granularity::Day,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::stats_service_server::StatsService for StatsApi {
+    async fn get_kpis(&self, request: Request<pb::GetKpisRequest>) -> Result<Response<pb::Kpis>, Status> {
+        let pb::GetKpisRequest { start_time, end_time, channel, tier, language, skill } = request.into_inner();
+        let query = self.query(Filters { start_time, end_time, channel, tier, language, skill })?;
         let kpis = self.stats.kpis(&query).await.map_err(status_of)?;
         Ok(Response::new(kpis_to_pb(&kpis)))
+    }
+
+    async fn get_kpi_series(
+        &self,
+        request: Request<pb::GetKpiSeriesRequest>,
+    ) -> Result<Response<pb::KpiSeries>, Status> {
+        let pb::GetKpiSeriesRequest { start_time, end_time, granularity, time_zone, channel, tier, language, skill } =
+            request.into_inner();
+        let granularity = granularity_from_pb(granularity)?;
+        let kpi = self.query(Filters { start_time, end_time, channel, tier, language, skill })?;
+        let series = self.stats.series(&SeriesQuery { kpi, granularity, time_zone }).await.map_err(status_of)?;
+        Ok(Response::new(pb::KpiSeries {
+            start_time: timestamp(series.query.kpi.start),
+            end_time: timestamp(series.query.kpi.end),
+            granularity: granularity_to_pb(series.query.granularity).into(),
+            time_zone: series.time_zone,
+            buckets: series.buckets.iter().map(|kpis| pb::KpiBucket { kpis: Some(kpis_to_pb(kpis)) }).collect(),
+        }))
+    }
+
+    async fn get_queue_snapshot(
+        &self,
+        _request: Request<pb::GetQueueSnapshotRequest>,
+    ) -> Result<Response<pb::QueueSnapshot>, Status> {
+        let (now, queues) = self.stats.queues().await.map_err(status_of)?;
+        Ok(Response::new(pb::QueueSnapshot {
+            time: timestamp(now),
+            queues: queues
+                .into_iter()
+                .map(|(skill, queue)| pb::SkillQueue {
+                    skill,
+                    waiting: queue.waiting as i64,
+                    oldest_wait_seconds: queue.oldest_wait_millis.max(0) as f64 / 1000.0,
+                })
+                .collect(),
+        }))
     }
 }

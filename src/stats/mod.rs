@@ -2,20 +2,23 @@
 //! computation serves `StatsService.GetKpis` and `loket stats`; it reads the store and never writes.
 //! The definitions here are the ones documented in `proto/loket/v1/stats.proto` and README.md.
 
+pub mod queue;
+mod series;
 mod table;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+pub use series::{Granularity, MAX_BUCKETS, Series, SeriesQuery};
 pub use table::render;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::KpiConfig;
-use crate::conversation::{Channel, Decision, DecisionKind, Handoff, HandoffReason, HandoffState, Tier, Turn};
+use crate::conversation::{Channel, DecisionKind, Handoff, HandoffReason, HandoffState, Tier};
 use crate::error::{Error, Result};
 use crate::knowledge::LiveKnowledge;
-use crate::store::{StatsRecords, Store};
+use crate::store::{StatsRecords, Store, TurnFacts};
 
 /// How many intents and knowledge gaps are listed.
 const TOP: usize = 10;
@@ -192,12 +195,18 @@ pub struct Stats {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     knowledge: Arc<LiveKnowledge>,
-    targets: KpiConfig,
+    /// The KPI targets, and the hand-off routing that says which skills exist.
+    config: Arc<Config>,
 }
 
 impl Stats {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, knowledge: Arc<LiveKnowledge>, config: &Config) -> Self {
-        Self { store, clock, knowledge, targets: config.kpi.clone() }
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        knowledge: Arc<LiveKnowledge>,
+        config: Arc<Config>,
+    ) -> Self {
+        Self { store, clock, knowledge, config }
     }
 
     pub fn now(&self) -> i64 {
@@ -206,7 +215,7 @@ impl Stats {
 
     pub async fn kpis(&self, query: &KpiQuery) -> Result<Kpis> {
         let skills = faq_skills(&self.knowledge.current().base);
-        kpis(&*self.store, query, &self.targets, &skills, self.now()).await
+        kpis(&*self.store, query, &self.config.kpi, &skills, self.now()).await
     }
 }
 
@@ -232,15 +241,6 @@ pub async fn kpis(
     Ok(compute(records, query, targets, faq_skills, now))
 }
 
-/// The detected intent of a decision: the model's best intent, else search's best entry.
-fn detected_intent(decision: &Decision) -> Option<&str> {
-    decision
-        .intents
-        .first()
-        .map(|i| i.intent.as_str())
-        .or_else(|| decision.faq_matches.first().map(|m| m.faq_id.as_str()))
-}
-
 /// From when an agent could pick a hand-off up: a callback ticket (opened outside office hours) only from the
 /// opening time it was given.
 fn pickable_from(handoff: &Handoff) -> i64 {
@@ -256,9 +256,9 @@ pub fn compute(
     now: i64,
 ) -> Kpis {
     let StatsRecords { conversations, handoffs, turns } = records;
-    let mut turns_of: HashMap<&str, Vec<&Turn>> = HashMap::new();
+    let mut turns_of: HashMap<&str, Vec<&TurnFacts>> = HashMap::new();
     for turn in &turns {
-        turns_of.entry(turn.message.conversation_id.as_str()).or_default().push(turn);
+        turns_of.entry(turn.conversation_id.as_str()).or_default().push(turn);
     }
     let mut handoffs_of: HashMap<&str, Vec<&Handoff>> = HashMap::new();
     for handoff in &handoffs {
@@ -270,9 +270,7 @@ pub fn compute(
             return Some(latest.skill.as_str());
         }
         let answered =
-            turns_of.get(id)?.iter().rev().flat_map(|t| t.replies.iter().rev()).find_map(|reply| {
-                reply.message().and_then(|m| m.faq_id.as_deref()).and_then(|faq| faq_skills.get(faq))
-            });
+            turns_of.get(id)?.iter().rev().flat_map(|t| t.answered_faqs.iter().rev()).find_map(|f| faq_skills.get(f));
         answered.map(String::as_str)
     };
     let selected: Vec<_> = conversations
@@ -289,15 +287,13 @@ pub fn compute(
     let n_contacts = contacts.len() as u64;
     let handed_off = contacts.iter().filter(|id| handoffs_of.contains_key(*id)).count() as u64;
     let clarified =
-        contacts.iter().filter(|id| turns_of[*id].iter().any(|t| t.decision.kind == DecisionKind::Clarify)).count()
-            as u64;
+        contacts.iter().filter(|id| turns_of[*id].iter().any(|t| t.kind == DecisionKind::Clarify)).count() as u64;
     kpis.contacts = n_contacts;
     kpis.deflection = Ratio::new(n_contacts - handed_off, n_contacts).at_least(targets.deflection_min);
     kpis.handoff_rate = Ratio::new(handed_off, n_contacts);
     kpis.clarification = Ratio::new(clarified, n_contacts);
     let declined =
-        contacts.iter().filter(|id| turns_of[*id].iter().any(|t| t.decision.kind == DecisionKind::OffTopic)).count()
-            as u64;
+        contacts.iter().filter(|id| turns_of[*id].iter().any(|t| t.kind == DecisionKind::OffTopic)).count() as u64;
     kpis.off_topic = Ratio::new(declined, n_contacts);
 
     // Hand-off KPIs: the selected conversations' hand-offs, and with a skill filter only those routed to it.
@@ -357,14 +353,14 @@ pub fn compute(
     };
 
     // Messages the bot decided on (not those kept silently for an agent).
-    let decided: Vec<&Turn> = contacts
+    let decided: Vec<&TurnFacts> = contacts
         .iter()
         .flat_map(|id| turns_of[id].iter().copied())
-        .filter(|t| t.decision.kind != DecisionKind::Silent)
+        .filter(|t| t.kind != DecisionKind::Silent)
         .collect();
     let mut intents: HashMap<&str, u64> = HashMap::new();
     for turn in &decided {
-        if let Some(intent) = detected_intent(&turn.decision) {
+        if let Some(intent) = turn.intent.as_deref() {
             *intents.entry(intent).or_default() += 1;
         }
     }
@@ -374,14 +370,12 @@ pub fn compute(
     let mut gaps: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
     for turn in &decided {
         let unanswered =
-            matches!(turn.decision.handoff_reason, Some(HandoffReason::LowConfidence | HandoffReason::RepeatedFailure));
+            matches!(turn.handoff_reason, Some(HandoffReason::LowConfidence | HandoffReason::RepeatedFailure));
         if !unanswered {
             continue;
         }
-        let text = turn.message.message().map(|m| m.text.as_str()).unwrap_or_default();
-        gaps.entry(detected_intent(&turn.decision).unwrap_or_default())
-            .or_default()
-            .push((turn.message.created_at, text));
+        let text = turn.unanswered_text.as_deref().unwrap_or_default();
+        gaps.entry(turn.intent.as_deref().unwrap_or_default()).or_default().push((turn.created_at, text));
     }
     let counts = top(gaps.iter().map(|(intent, texts)| (intent.to_string(), texts.len() as u64)).collect());
     kpis.knowledge_gaps = counts
@@ -391,9 +385,12 @@ pub fn compute(
             texts.sort_by_key(|(created_at, _)| std::cmp::Reverse(*created_at));
             let mut examples: Vec<String> = Vec::new();
             for (_, text) in texts {
+                if examples.len() == GAP_EXAMPLES {
+                    break;
+                }
                 // Redacted like the editors' gap list: KPIs are read by people who need no personal data.
                 let text = crate::privacy::redact(text);
-                if examples.len() < GAP_EXAMPLES && !examples.contains(&text) {
+                if !examples.contains(&text) {
                     examples.push(text);
                 }
             }

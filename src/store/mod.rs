@@ -5,6 +5,7 @@ mod api;
 mod postgres;
 mod rows;
 mod sqlite;
+mod turn_facts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub use api::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use turn_facts::TurnFacts;
 
 use crate::config::StorageConfig;
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};
@@ -215,8 +217,9 @@ pub struct StatsRecords {
     pub conversations: Vec<Conversation>,
     /// Every hand-off of those conversations, whenever it was opened.
     pub handoffs: Vec<Handoff>,
-    /// Every customer message of those conversations with its decision, in order per conversation.
-    pub turns: Vec<Turn>,
+    /// What the KPIs read of every customer message of those conversations and its decision, in order per
+    /// conversation.
+    pub turns: Vec<TurnFacts>,
 }
 
 /// What erasing a customer removed.

@@ -71,11 +71,15 @@ const FILES: &[File] = &[
     dist!("/editor", "editor.html", "text/html; charset=utf-8"),
     dist!("/editor.js", "editor.js", "text/javascript; charset=utf-8"),
     dist!("/editor.css", "editor.css", "text/css; charset=utf-8"),
-    // What the widget's chat, the agent console and the editor share (the gRPC-Web client, the messages, the
-    // helpers), and what two of them share (named by `web/build.mjs` for the pages that load it).
+    dist!("/dashboard", "dashboard.html", "text/html; charset=utf-8"),
+    dist!("/dashboard.js", "dashboard.js", "text/javascript; charset=utf-8"),
+    dist!("/dashboard.css", "dashboard.css", "text/css; charset=utf-8"),
+    // What the widget's chat, the agent console, the editor and the dashboard share (the gRPC-Web client, the
+    // messages, the helpers), and what only some of them share (`web/build.mjs` names these chunks for the pages
+    // that load them).
     dist!("/shared.js", "shared.js", "text/javascript; charset=utf-8"),
-    dist!("/shared-agent-editor.js", "shared-agent-editor.js", "text/javascript; charset=utf-8"),
-    dist!("/shared-agent-widget-app.js", "shared-agent-widget-app.js", "text/javascript; charset=utf-8"),
+    dist!("/shared-agent-editor-dashboard.js", "shared-agent-editor-dashboard.js", "text/javascript; charset=utf-8"),
+    dist!("/shared-widget-app-agent.js", "shared-widget-app-agent.js", "text/javascript; charset=utf-8"),
 ];
 
 struct Entry {

@@ -85,6 +85,12 @@ async fn call(server: &TestServer, bearer: Bearer, rpc: &str) -> Code {
             unary!(KnowledgeServiceClient, get_retrain_status, pb::GetRetrainStatusRequest {})
         }
         "StatsService/GetKpis" => unary!(StatsServiceClient, get_kpis, pb::GetKpisRequest::default()),
+        "StatsService/GetKpiSeries" => {
+            unary!(StatsServiceClient, get_kpi_series, pb::GetKpiSeriesRequest::default())
+        }
+        "StatsService/GetQueueSnapshot" => {
+            unary!(StatsServiceClient, get_queue_snapshot, pb::GetQueueSnapshotRequest {})
+        }
         "AdminService/CreateApiKey" => {
             unary!(AdminServiceClient, create_api_key, pb::CreateApiKeyRequest::default())
         }

@@ -37,6 +37,18 @@ export const KEYS = [
   "editor_gap_new", "editor_gap_from", "editor_retrain_running", "editor_retrain_pending", "editor_retrain_failed",
   "editor_retrain_shipped", "editor_retrain_done", "decision_answer", "decision_clarify", "decision_handoff",
   "decision_small_talk", "decision_silent", "decision_off_topic", "decision_menu", "decision_rating",
+  "dashboard_title", "dashboard_key", "dashboard_not_allowed", "dashboard_range", "dashboard_since",
+  "dashboard_until", "dashboard_granularity", "dashboard_day", "dashboard_hour", "dashboard_filters", "dashboard_all",
+  "dashboard_show", "dashboard_loading", "dashboard_range_said", "dashboard_range_backwards",
+  "dashboard_range_too_long", "dashboard_kpis", "dashboard_kpi", "dashboard_value", "dashboard_target",
+  "dashboard_status", "dashboard_met", "dashboard_breached", "dashboard_no_data", "dashboard_trends",
+  "dashboard_period", "dashboard_median", "dashboard_p90", "dashboard_target_line", "dashboard_queue",
+  "dashboard_waiting_now", "dashboard_oldest", "dashboard_top_intents", "dashboard_top_gaps", "dashboard_intent",
+  "dashboard_count", "dashboard_examples", "dashboard_none", "dashboard_no_intent",
+  "kpi_conversations", "kpi_contacts", "kpi_deflection", "kpi_handoff_rate", "kpi_handoffs", "kpi_median_wait",
+  "kpi_p90_wait", "kpi_waited_beyond", "kpi_unclaimed", "kpi_handle_time", "kpi_resolution", "kpi_csat",
+  "kpi_mean_rating", "kpi_rating_response", "kpi_clarification", "kpi_off_topic", "chart_handoffs_by_reason",
+  "chart_wait",
 ] as const;
 
 export type Key = (typeof KEYS)[number];

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use super::rows::{
     Columns, Content, conversation_from_row, corrupt, delivery_from_row, from_json, handoffs_from_rows,
-    stored_faq_from_row, to_json,
+    stored_faq_from_row, to_json, turn_facts_from_row,
 };
 use super::{
     AccessStore, ChangeFeed, ConversationStore, DeliveryStore, HandoffStore, KnowledgeStore, PrivacyStore, StatsStore,

@@ -23,15 +23,16 @@ impl StatsStore for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         let handoffs = handoffs_from_rows(&rows)?;
+        // The turns' facts, not the turns: a turn's JSON is a hundred times larger than what the KPIs read of it.
         let rows = sqlx::query(
-            "SELECT e.turn FROM events e JOIN conversations c ON c.id = e.conversation_id \
-             WHERE c.created_at >= ? AND c.created_at < ? AND e.turn IS NOT NULL ORDER BY e.conversation_id, e.seq",
+            "SELECT f.* FROM turn_facts f JOIN conversations c ON c.id = f.conversation_id \
+             WHERE c.created_at >= ? AND c.created_at < ? ORDER BY f.conversation_id, f.seq",
         )
         .bind(start)
         .bind(end)
         .fetch_all(&self.pool)
         .await?;
-        let turns = rows.iter().map(|row| from_json(&row.try_get::<String, _>("turn")?)).collect::<Result<_, _>>()?;
+        let turns = rows.iter().map(turn_facts_from_row).collect::<Result<_, _>>()?;
         Ok(StatsRecords { conversations, handoffs, turns })
     }
 }
