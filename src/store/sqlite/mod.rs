@@ -49,6 +49,9 @@ pub struct SqliteStore {
 }
 
 /// How often the write-ahead log is copied back into the database file.
+/// Attempts at opening the database file before a busy one is an error.
+const OPEN_ATTEMPTS: u32 = 5;
+
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Copies the write-ahead log into the database file on a reader connection, so the writer, which every turn
@@ -93,7 +96,22 @@ impl SqliteStore {
             // Checkpoints are the background task's (see `checkpoints`); this only bounds the log if it lags.
             .pragma("wal_autocheckpoint", "16384")
             .busy_timeout(Duration::from_secs(10));
-        Self::connect(options).await
+        // Opening a fresh file can meet SQLITE_BUSY once (switching it to WAL takes a lock that is not always
+        // waited for: a rare "database is locked" in CI while the browser test's server started). Opening again
+        // is harmless: migrations are idempotent and nothing else holds the file yet.
+        let mut attempt = 1;
+        loop {
+            match Self::connect(options.clone()).await {
+                Err(StoreError::Database(sqlx::Error::Database(error)))
+                    if attempt < OPEN_ATTEMPTS && error.message().contains("database is locked") =>
+                {
+                    tracing::warn!(attempt, %error, "the database was busy while opening it: trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// A private in-memory database (tests and the `ask` command).
