@@ -1,7 +1,7 @@
 //! The gauges Prometheus scrapes (queue length and oldest wait per skill, knowledge size, webhook outbox, model
 //! version), read from the running service just before each scrape, and the `/metrics` HTTP endpoint. Beside
-//! `App`, which builds it from the same context as the services: it reads the store, knowledge, model and
-//! webhooks directly, not through a service.
+//! `App`, which builds it from the same context as the services: the queues come from `Stats` (the function
+//! `GetQueueSnapshot` uses), the rest from the knowledge, model and webhooks directly.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -10,23 +10,21 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use crate::clock::Clock;
 use crate::config::Config;
-use crate::conversation::HandoffState;
 use crate::intent::LiveModel;
 use crate::knowledge::LiveKnowledge;
 use crate::metrics::{
     INDEX_EXAMPLES, KNOWLEDGE_ENTRIES, MODEL_INFO, MODEL_WRITTEN, ModelVersion, QUEUE_LENGTH, QUEUE_OLDEST_WAIT,
     WEBHOOK_OUTBOX, install,
 };
+use crate::stats::Stats;
 use crate::stats::queue::SkillQueue;
-use crate::store::{HandoffFilter, Store};
 use crate::webhooks::Webhooks;
 
 /// Reads what the gauges show from the running service, just before each scrape.
 pub struct Gauges {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    /// The queues per skill, read as `GetQueueSnapshot` reads them.
+    stats: Arc<Stats>,
     knowledge: Arc<LiveKnowledge>,
     live_model: Arc<LiveModel>,
     config: Arc<Config>,
@@ -37,14 +35,13 @@ pub struct Gauges {
 
 impl Gauges {
     pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
+        stats: Arc<Stats>,
         knowledge: Arc<LiveKnowledge>,
         live_model: Arc<LiveModel>,
         config: Arc<Config>,
         webhooks: Arc<Webhooks>,
     ) -> Self {
-        Self { store, clock, knowledge, live_model, config, webhooks, model: Mutex::new(None) }
+        Self { stats, knowledge, live_model, config, webhooks, model: Mutex::new(None) }
     }
 
     /// Skills that may appear as label values ([`crate::handoff::known_skills`]). A transfer to any other skill
@@ -54,14 +51,12 @@ impl Gauges {
     }
 
     pub async fn refresh(&self) {
-        let now = self.clock.now_millis();
-        let filter = HandoffFilter { state: Some(HandoffState::Queued), skills: Vec::new() };
-        match self.store.handoffs(&filter, None, u32::MAX).await {
-            Ok(queued) => {
+        match self.stats.queues().await {
+            Ok((_, by_skill)) => {
                 let known = self.known_skills();
                 // A skill no hand-off is routed to by configuration (typed in a transfer) is shown as "other".
                 let mut queues: BTreeMap<String, SkillQueue> = BTreeMap::new();
-                for (skill, queue) in crate::stats::queue::by_skill(&queued, &known, now) {
+                for (skill, queue) in by_skill {
                     let label = if known.contains(&skill) { skill } else { "other".into() };
                     let merged = queues.entry(label).or_default();
                     merged.waiting += queue.waiting;

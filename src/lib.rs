@@ -294,8 +294,7 @@ impl App {
             info!(%url, "serving metrics");
             let c = &self.context;
             let gauges = Arc::new(gauges::Gauges::new(
-                Arc::clone(&c.store),
-                Arc::clone(&c.clock),
+                Arc::clone(&self.stats),
                 Arc::clone(&c.knowledge),
                 Arc::clone(&c.model),
                 Arc::clone(&c.config),
