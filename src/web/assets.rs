@@ -79,6 +79,7 @@ const FILES: &[File] = &[
     // that load them).
     dist!("/shared.js", "shared.js", "text/javascript; charset=utf-8"),
     dist!("/shared-agent-editor-dashboard.js", "shared-agent-editor-dashboard.js", "text/javascript; charset=utf-8"),
+    dist!("/shared-editor-dashboard.js", "shared-editor-dashboard.js", "text/javascript; charset=utf-8"),
     dist!("/shared-widget-app-agent.js", "shared-widget-app-agent.js", "text/javascript; charset=utf-8"),
 ];
 

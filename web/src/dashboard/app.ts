@@ -1,13 +1,14 @@
 // The service-level dashboard at /dashboard. An editor or administrator signs in with their key (kept in this tab's
 // session storage, never in the address); GetQueueSnapshot tells whether the key may read KPIs. Then, for the
 // chosen range and filters: GetKpis (every KPI against its target, the top lists), GetKpiSeries (the charts, per
-// day or hour of the browser's time zone) and the queue per skill. A refusal is shown where it belongs: a bad
+// day or hour of the browser's time zone) and the queue per skill, which refreshes itself. A refusal is shown where it belongs: a bad
 // range at the range, a bad filter at the filters, a key that may not read KPIs at the key.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Channel, SupportTier } from "../gen/loket/v1/chat_pb.js";
 import { StatsService } from "../gen/loket/v1/stats_pb.js";
 import { codeOf, describe } from "../calls.js";
+import { violations } from "../violations.js";
 import { client as connect } from "../client.js";
 import { byId } from "../dom.js";
 import { Texts, pageConfig, pickLanguage } from "../texts.js";
@@ -119,12 +120,30 @@ async function start(): Promise<void> {
   until.value = dateValue(today);
   since.value = dateValue(today - 6 * DAY);
   await load();
+  followQueues();
 }
 
-/// The field a refusal names: loket's message reads "field: reason".
-function fieldOf(error: ConnectError): string {
-  const match = /^([a-z_.]+): /.exec(error.rawMessage);
-  return match === null ? "" : match[1];
+/// How often the queue table asks again: the queue changes by the minute, the KPIs of a range do not.
+const QUEUE_REFRESH_MS = 10_000;
+let queueTimer: ReturnType<typeof setInterval> | undefined;
+
+/// Keeps the queue per skill current while the page is in view. A refusal signs out as in `load`; a passing
+/// failure waits for the next round.
+function followQueues(): void {
+  if (queueTimer !== undefined) return;
+  queueTimer = setInterval(() => {
+    if (document.visibilityState !== "visible") return;
+    client.getQueueSnapshot({}).then(
+      (queues) => {
+        figures.queues(queues, byId<HTMLTableElement>("queues").tBodies[0]);
+        document.body.dataset.queueRefreshed = String(Date.now());
+      },
+      (error: unknown) => {
+        const code = codeOf(error);
+        if (code === Code.PermissionDenied || code === Code.Unauthenticated) signOut(describe(error, texts));
+      },
+    );
+  }, QUEUE_REFRESH_MS);
 }
 
 let loads = 0;
@@ -163,7 +182,7 @@ async function load(): Promise<void> {
       signOut(error.code === Code.PermissionDenied ? t("dashboard_not_allowed") : describe(error, texts));
       return;
     }
-    const field = fieldOf(error);
+    const field = violations(error)[0]?.field ?? "";
     if (error.code === Code.InvalidArgument && ["start_time", "end_time", "granularity", "time_zone"].includes(field)) {
       const hint = end <= start ? t("dashboard_range_backwards") : field === "start_time" ? t("dashboard_range_too_long") : "";
       rangeError.textContent = `${hint} ${describe(error, texts)}`.trim();

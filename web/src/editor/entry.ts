@@ -4,10 +4,10 @@
 // shown at their fields. When another editor saved first (ABORTED), their current version is shown under each
 // field that differs, with a button to take it, and the form keeps everything this editor typed; the next save is
 // based on their revision. Every text goes in as text.
-import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
+import { type Client, Code } from "@connectrpc/connect";
 import type { Faq, KnowledgeGap, KnowledgeService } from "../gen/loket/v1/knowledge_pb.js";
 import { codeOf, describe } from "../calls.js";
+import { violations } from "../violations.js";
 import { button, byId, make } from "../dom.js";
 import type { PageConfig, Texts } from "../texts.js";
 
@@ -26,15 +26,6 @@ interface Content {
   category: string;
   skill: string;
   translations: Record<string, { question: string; phrasings: string[]; answer: string }>;
-}
-
-/// The violations of an INVALID_ARGUMENT, by field path without the request's `faq.` prefix.
-export function violations(error: unknown): { field: string; description: string }[] {
-  const failure = ConnectError.from(error);
-  return failure
-    .findDetails(BadRequestSchema)
-    .flatMap((details) => details.fieldViolations)
-    .map((v) => ({ field: v.field.replace(/^faq\./, ""), description: v.description }));
 }
 
 export class EntryView {
@@ -258,7 +249,7 @@ export class EntryView {
     this.clearErrors();
     const code = codeOf(error);
     if (code === Code.InvalidArgument) {
-      const found = violations(error);
+      const found = violations(error, "faq.");
       if (found.length > 0) {
         this.showErrors(found);
         this.bench.notice(t("editor_invalid"));
