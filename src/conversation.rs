@@ -238,6 +238,12 @@ pub struct Handoff {
 }
 
 impl Handoff {
+    /// From when an agent could pick it up: a callback ticket (opened outside office hours) only from the
+    /// opening time it was given. The wait KPIs count from here; the stores keep it as a column.
+    pub fn pickable_from(&self) -> i64 {
+        if self.callback { self.created_at.max(self.expected_pickup_at) } else { self.created_at }
+    }
+
     /// Milliseconds from hand-off to first claim.
     pub fn wait_millis(&self) -> Option<i64> {
         self.claimed_at.map(|claimed| claimed - self.created_at)

@@ -15,10 +15,10 @@ pub use table::render;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::KpiConfig;
-use crate::conversation::{Channel, DecisionKind, Handoff, HandoffReason, HandoffState, Tier};
+use crate::conversation::{Channel, HandoffReason, HandoffState, Tier};
 use crate::error::{Error, Result};
 use crate::knowledge::LiveKnowledge;
-use crate::store::{StatsRecords, Store, TurnFacts};
+use crate::store::{ConversationFacts, HandoffFacts, StatsDetail, StatsRecords, Store};
 
 /// How many intents and knowledge gaps are listed.
 const TOP: usize = 10;
@@ -237,17 +237,11 @@ pub async fn kpis(
     now: i64,
 ) -> Result<Kpis> {
     check_query(query)?;
-    let records = store.stats_records(query.start, query.end).await?;
+    let records = store.stats_records(query.start, query.end, StatsDetail::TopLists).await?;
     Ok(compute(records, query, targets, faq_skills, now))
 }
 
-/// From when an agent could pick a hand-off up: a callback ticket (opened outside office hours) only from the
-/// opening time it was given.
-fn pickable_from(handoff: &Handoff) -> i64 {
-    if handoff.callback { handoff.created_at.max(handoff.expected_pickup_at) } else { handoff.created_at }
-}
-
-/// The KPIs of `records` (the pure part of [`kpis`]).
+/// The KPIs of `records` (the pure part of [`kpis`]); the top lists from what `records` holds of them.
 pub fn compute(
     records: StatsRecords,
     query: &KpiQuery,
@@ -255,49 +249,43 @@ pub fn compute(
     faq_skills: &HashMap<String, String>,
     now: i64,
 ) -> Kpis {
-    let StatsRecords { conversations, handoffs, turns } = records;
-    let mut turns_of: HashMap<&str, Vec<&TurnFacts>> = HashMap::new();
-    for turn in &turns {
-        turns_of.entry(turn.conversation_id.as_str()).or_default().push(turn);
-    }
-    let mut handoffs_of: HashMap<&str, Vec<&Handoff>> = HashMap::new();
+    let StatsRecords { conversations, handoffs, intents, gaps } = records;
+    let mut handoffs_of: HashMap<&str, Vec<&HandoffFacts>> = HashMap::new();
     for handoff in &handoffs {
         handoffs_of.entry(handoff.conversation_id.as_str()).or_default().push(handoff);
     }
     // A conversation's skill: where its latest hand-off went, else the skill of the last entry the bot answered.
-    let skill_of = |id: &str| -> Option<&str> {
-        if let Some(latest) = handoffs_of.get(id).and_then(|h| h.iter().max_by_key(|h| (h.created_at, &h.id))) {
+    let skill_of = |c: &ConversationFacts| -> Option<&str> {
+        if let Some(latest) =
+            handoffs_of.get(c.id.as_str()).and_then(|h| h.iter().max_by_key(|h| (h.created_at, &h.id)))
+        {
             return Some(latest.skill.as_str());
         }
-        let answered =
-            turns_of.get(id)?.iter().rev().flat_map(|t| t.answered_faqs.iter().rev()).find_map(|f| faq_skills.get(f));
-        answered.map(String::as_str)
+        faq_skills.get(c.last_answered_faq.as_deref()?).map(String::as_str)
     };
-    let selected: Vec<_> = conversations
+    let selected: Vec<&ConversationFacts> = conversations
         .iter()
         .filter(|c| query.channel.is_none_or(|channel| c.channel == channel))
         .filter(|c| query.tier.is_none_or(|tier| c.tier == tier))
         .filter(|c| query.language.as_ref().is_none_or(|language| &c.language == language))
-        .filter(|c| query.skill.as_deref().is_none_or(|skill| skill_of(&c.id) == Some(skill)))
+        .filter(|c| query.skill.as_deref().is_none_or(|skill| skill_of(c) == Some(skill)))
         .collect();
     let selected_ids: HashSet<&str> = selected.iter().map(|c| c.id.as_str()).collect();
 
     let mut kpis = Kpis { query: query.clone(), conversations: selected.len() as u64, ..Kpis::default() };
-    let contacts: Vec<&str> = selected.iter().map(|c| c.id.as_str()).filter(|id| turns_of.contains_key(id)).collect();
+    let contacts: Vec<&ConversationFacts> = selected.iter().copied().filter(|c| c.turns > 0).collect();
     let n_contacts = contacts.len() as u64;
-    let handed_off = contacts.iter().filter(|id| handoffs_of.contains_key(*id)).count() as u64;
-    let clarified =
-        contacts.iter().filter(|id| turns_of[*id].iter().any(|t| t.kind == DecisionKind::Clarify)).count() as u64;
+    let handed_off = contacts.iter().filter(|c| handoffs_of.contains_key(c.id.as_str())).count() as u64;
+    let clarified = contacts.iter().filter(|c| c.clarified).count() as u64;
     kpis.contacts = n_contacts;
     kpis.deflection = Ratio::new(n_contacts - handed_off, n_contacts).at_least(targets.deflection_min);
     kpis.handoff_rate = Ratio::new(handed_off, n_contacts);
     kpis.clarification = Ratio::new(clarified, n_contacts);
-    let declined =
-        contacts.iter().filter(|id| turns_of[*id].iter().any(|t| t.kind == DecisionKind::OffTopic)).count() as u64;
+    let declined = contacts.iter().filter(|c| c.declined).count() as u64;
     kpis.off_topic = Ratio::new(declined, n_contacts);
 
     // Hand-off KPIs: the selected conversations' hand-offs, and with a skill filter only those routed to it.
-    let selected_handoffs: Vec<&Handoff> = handoffs
+    let selected_handoffs: Vec<&HandoffFacts> = handoffs
         .iter()
         .filter(|h| selected_ids.contains(h.conversation_id.as_str()))
         .filter(|h| query.skill.as_ref().is_none_or(|skill| &h.skill == skill))
@@ -314,10 +302,10 @@ pub fn compute(
     let mut waits = Vec::new();
     for h in &selected_handoffs {
         match h.claimed_at {
-            Some(claimed) => waits.push((claimed - pickable_from(h)).max(0)),
+            Some(claimed) => waits.push((claimed - h.pickable_at).max(0)),
             None => {
                 kpis.wait.unclaimed += 1;
-                if target_ms > 0 && now - pickable_from(h) > target_ms {
+                if target_ms > 0 && now - h.pickable_at > target_ms {
                     kpis.wait.beyond_target += 1;
                 }
             }
@@ -337,13 +325,14 @@ pub fn compute(
         kpis.wait.median_target = Some(Target { goal, status });
     }
 
-    let resolved: Vec<&&Handoff> = selected_handoffs.iter().filter(|h| h.state == HandoffState::Resolved).collect();
+    let resolved: Vec<&&HandoffFacts> =
+        selected_handoffs.iter().filter(|h| h.state == HandoffState::Resolved).collect();
     kpis.handle_time = Durations::of_millis(
         resolved.iter().filter_map(|h| Some(h.resolved_at? - h.claimed_at?)).map(|ms| ms.max(0)).collect(),
     );
     kpis.resolution =
         Ratio::new(resolved.len() as u64, selected_handoffs.len() as u64).at_least(targets.resolution_min);
-    let scores: Vec<u8> = selected_handoffs.iter().filter_map(|h| h.rating.as_ref().map(|r| r.score)).collect();
+    let scores: Vec<u8> = selected_handoffs.iter().filter_map(|h| h.rating).collect();
     let satisfied = scores.iter().filter(|s| **s >= 4).count() as u64;
     kpis.csat = Csat {
         mean_score: (!scores.is_empty())
@@ -352,31 +341,19 @@ pub fn compute(
         response: Ratio::new(scores.len() as u64, resolved.len() as u64),
     };
 
-    // Messages the bot decided on (not those kept silently for an agent).
-    let decided: Vec<&TurnFacts> = contacts
-        .iter()
-        .flat_map(|id| turns_of[id].iter().copied())
-        .filter(|t| t.kind != DecisionKind::Silent)
-        .collect();
-    let mut intents: HashMap<&str, u64> = HashMap::new();
-    for turn in &decided {
-        if let Some(intent) = turn.intent.as_deref() {
-            *intents.entry(intent).or_default() += 1;
-        }
+    // The top lists: what the bot took the selected conversations' messages for, and what it could not answer.
+    let mut counted: HashMap<&str, u64> = HashMap::new();
+    for count in intents.iter().filter(|i| selected_ids.contains(i.conversation_id.as_str())) {
+        *counted.entry(count.intent.as_str()).or_default() += count.count;
     }
-    kpis.top_intents = top(intents.into_iter().map(|(intent, n)| (intent.to_owned(), n)).collect());
+    kpis.top_intents = top(counted.into_iter().map(|(intent, n)| (intent.to_owned(), n)).collect());
 
     // Per detected intent: how many, and each message with its time.
-    let mut gaps: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
-    for turn in &decided {
-        let unanswered =
-            matches!(turn.handoff_reason, Some(HandoffReason::LowConfidence | HandoffReason::RepeatedFailure));
-        if !unanswered {
-            continue;
-        }
-        let text = turn.unanswered_text.as_deref().unwrap_or_default();
-        gaps.entry(turn.intent.as_deref().unwrap_or_default()).or_default().push((turn.created_at, text));
+    let mut gaps_of: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
+    for gap in gaps.iter().filter(|g| selected_ids.contains(g.conversation_id.as_str())) {
+        gaps_of.entry(gap.intent.as_str()).or_default().push((gap.created_at, gap.text.as_str()));
     }
+    let gaps = gaps_of;
     let counts = top(gaps.iter().map(|(intent, texts)| (intent.to_string(), texts.len() as u64)).collect());
     kpis.knowledge_gaps = counts
         .into_iter()

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Stats, pickable_from};
+use super::Stats;
 use crate::conversation::{Handoff, HandoffState};
 use crate::error::Result;
 use crate::store::HandoffFilter;
@@ -28,7 +28,7 @@ pub fn by_skill<'a>(
     for handoff in queued {
         let queue = queues.entry(handoff.skill.clone()).or_default();
         queue.waiting += 1;
-        queue.oldest_wait_millis = queue.oldest_wait_millis.max(now - pickable_from(handoff));
+        queue.oldest_wait_millis = queue.oldest_wait_millis.max(now - handoff.pickable_from());
     }
     queues
 }

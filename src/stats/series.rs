@@ -10,7 +10,7 @@ use jiff::{RoundMode, Timestamp, ToSpan, Unit, ZonedDateTime as Zoned, ZonedDate
 use super::{KpiQuery, Kpis, Stats, check_query, compute, faq_skills};
 use crate::config::KpiConfig;
 use crate::error::{Error, Result};
-use crate::store::{StatsRecords, Store};
+use crate::store::{StatsDetail, StatsRecords, Store};
 
 /// The most buckets one series may have: 100 days by the hour, six and a half years by the day. A chart has no
 /// room for more, and the bound keeps one request's work in proportion.
@@ -61,7 +61,7 @@ pub async fn series(
     check_query(&query.kpi)?;
     let (time_zone, zone) = time_zone(&query.time_zone)?;
     let bounds = boundaries(query.kpi.start, query.kpi.end, query.granularity, &zone)?;
-    let records = store.stats_records(query.kpi.start, query.kpi.end).await?;
+    let records = store.stats_records(query.kpi.start, query.kpi.end, StatsDetail::Rates).await?;
     let buckets = split(records, &bounds)
         .into_iter()
         .zip(bounds.windows(2))
@@ -152,11 +152,6 @@ fn split(records: StatsRecords, bounds: &[i64]) -> Vec<StatsRecords> {
     for handoff in records.handoffs {
         if let Some(index) = bucket_of.get(&handoff.conversation_id) {
             buckets[*index].handoffs.push(handoff);
-        }
-    }
-    for turn in records.turns {
-        if let Some(index) = bucket_of.get(&turn.conversation_id) {
-            buckets[*index].turns.push(turn);
         }
     }
     buckets

@@ -5,6 +5,7 @@ mod api;
 mod postgres;
 mod rows;
 mod sqlite;
+mod stats;
 mod turn_facts;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use api::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use stats::{ConversationFacts, GapMessage, HandoffFacts, IntentCount, StatsDetail, StatsRecords};
 pub use turn_facts::TurnFacts;
 
 use crate::config::StorageConfig;
@@ -209,17 +211,6 @@ pub struct KnowledgeWrite {
     pub at: i64,
     /// Outbound webhook deliveries of these changes, committed with them.
     pub deliveries: Vec<NewDelivery>,
-}
-
-/// What the KPIs are computed from: the conversations started in a time range, with their hand-offs and turns.
-#[derive(Debug, Clone, Default)]
-pub struct StatsRecords {
-    pub conversations: Vec<Conversation>,
-    /// Every hand-off of those conversations, whenever it was opened.
-    pub handoffs: Vec<Handoff>,
-    /// What the KPIs read of every customer message of those conversations and its decision, in order per
-    /// conversation.
-    pub turns: Vec<TurnFacts>,
 }
 
 /// What erasing a customer removed.

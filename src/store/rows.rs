@@ -2,7 +2,7 @@
 //! (text, 64-bit integers, booleans, JSON as text), so each backend only says how its rows read a column
 //! ([`Columns`]) and the decoding of a conversation, a delivery or an entry lives here.
 
-use super::{Delivery, StoreError, StoredFaq, TurnFacts};
+use super::{Delivery, StoreError, StoredFaq};
 use crate::conversation::{Channel, Conversation, Handoff, State, Tier};
 use crate::knowledge::{Faq, Translation};
 
@@ -85,17 +85,4 @@ pub(super) fn stored_faq_from_row(row: &impl Columns) -> Result<StoredFaq, Store
 /// Hand-offs are stored whole, as JSON, beside the columns their queries filter on.
 pub(super) fn handoffs_from_rows(rows: &[impl Columns]) -> Result<Vec<Handoff>, StoreError> {
     rows.iter().map(|row| from_json(&row.text("record")?)).collect()
-}
-
-/// What the KPIs read of a customer message (`turn_facts`, kept beside the turn by triggers).
-pub(super) fn turn_facts_from_row(row: &impl Columns) -> Result<TurnFacts, StoreError> {
-    TurnFacts::from_columns(
-        row.text("conversation_id")?,
-        row.int("created_at")?,
-        &row.text("kind")?,
-        row.text_opt("intent")?,
-        row.text_opt("handoff_reason")?.as_deref(),
-        &row.text("answered_faqs")?,
-        row.text_opt("unanswered_text")?,
-    )
 }

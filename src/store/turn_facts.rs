@@ -1,16 +1,17 @@
-//! What the KPIs read of a customer message and its decision ([`TurnFacts`]): the projection of a stored turn that
-//! both stores keep in `turn_facts` (filled by triggers on `events.turn`, migration 0010), read back from its
-//! columns, and the same projection computed in Rust.
+//! What the KPIs read of a customer message and its decision ([`TurnFacts`]): the projection of a turn that both
+//! stores write into `turn_facts` in the statement after its events. Migration 0010 filled the table from the
+//! stored turns by triggers that parsed each turn's JSON again inside the database; writing the facts from the
+//! [`Turn`] loket already holds costs the writer far less (migration 0011 dropped those triggers).
 
-use super::StoreError;
-use crate::conversation::{DecisionKind, HandoffReason, Turn};
+use crate::conversation::{DecisionKind, Event, HandoffReason, Turn};
 
-/// What the KPIs read of one customer message and its decision: the projection of its stored [`Turn`] that the
-/// stores keep beside it (`turn_facts`, kept by triggers on `events.turn`), so a long range is read without
-/// parsing every turn. [`TurnFacts::of`] is the same projection in Rust.
+/// What the KPIs read of one customer message and its decision, kept beside its stored [`Turn`] so a long range is
+/// read without parsing every turn. The database's triggers fold it into the conversation's `conversation_stats`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnFacts {
     pub conversation_id: String,
+    /// The customer message's number in its conversation.
+    pub seq: u64,
     /// When the customer's message arrived.
     pub created_at: i64,
     pub kind: DecisionKind,
@@ -31,6 +32,7 @@ impl TurnFacts {
             matches!(decision.handoff_reason, Some(HandoffReason::LowConfidence | HandoffReason::RepeatedFailure));
         TurnFacts {
             conversation_id: turn.message.conversation_id.clone(),
+            seq: turn.message.seq,
             created_at: turn.message.created_at,
             kind: decision.kind,
             intent: decision
@@ -45,38 +47,48 @@ impl TurnFacts {
     }
 }
 
-impl TurnFacts {
-    /// From a `turn_facts` row's columns (`answered_faqs` is a JSON array of FAQ ids).
-    pub(super) fn from_columns(
-        conversation_id: String,
-        created_at: i64,
-        kind: &str,
-        intent: Option<String>,
-        handoff_reason: Option<&str>,
-        answered_faqs: &str,
-        unanswered_text: Option<String>,
-    ) -> Result<TurnFacts, StoreError> {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("turn_facts.{what}"));
-        Ok(TurnFacts {
-            conversation_id,
-            created_at,
-            kind: DecisionKind::parse(kind).ok_or_else(|| corrupt("kind"))?,
-            intent,
-            handoff_reason: match handoff_reason {
-                None => None,
-                Some(reason) => Some(HandoffReason::parse(reason).ok_or_else(|| corrupt("handoff_reason"))?),
-            },
-            answered_faqs: serde_json::from_str(answered_faqs).map_err(|_| corrupt("answered_faqs"))?,
-            unanswered_text,
-        })
-    }
+/// The facts of the turns among a commit's events: each turn once, at its customer message.
+pub(super) fn of_events<'a>(events: impl IntoIterator<Item = (&'a Event, Option<&'a Turn>)>) -> Vec<TurnFacts> {
+    events
+        .into_iter()
+        .filter_map(|(event, turn)| turn.filter(|turn| turn.message.seq == event.seq))
+        .map(TurnFacts::of)
+        .collect()
+}
+
+/// The statement that writes `facts` (at least one) into `turn_facts`, for either backend.
+pub(super) fn insert<DB>(facts: Vec<TurnFacts>) -> sqlx::QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    DB::Arguments: Default,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<String>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> &'static str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> Option<&'static str>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut insert = sqlx::QueryBuilder::new(
+        "INSERT INTO turn_facts (conversation_id, seq, created_at, kind, intent, handoff_reason, answered_faqs, \
+         unanswered_text) ",
+    );
+    insert.push_values(facts, |mut row, facts| {
+        row.push_bind(facts.conversation_id)
+            .push_bind(facts.seq as i64)
+            .push_bind(facts.created_at)
+            .push_bind(facts.kind.as_str())
+            .push_bind(facts.intent)
+            .push_bind(facts.handoff_reason.map(|reason| reason.as_str()))
+            .push_bind(serde_json::Value::from(facts.answered_faqs).to_string())
+            .push_bind(facts.unanswered_text);
+    });
+    insert
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conversation::{Channel, Conversation, DialogueMemory, State, Tier};
-    use crate::store::{Commit, ConversationStore, SqliteStore, StatsStore};
+    use crate::store::{Commit, ConversationStore, GapMessage, PrivacyStore, SqliteStore, StatsDetail, StatsStore};
 
     /// A stored turn as loket writes it: a low-confidence hand-off whose reply named no entry, then an answer.
     fn turn(seq: u64, kind: &str, reason: Option<&str>, faq: Option<&str>) -> Turn {
@@ -99,7 +111,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_stores_triggers_keep_the_projection_of_rust() {
+    async fn a_turns_facts_are_written_with_it_and_summed_per_conversation() {
         let store = SqliteStore::in_memory().await.unwrap();
         let conversation = Conversation {
             id: "c-1".into(),
@@ -121,13 +133,25 @@ mod tests {
             let events: Vec<_> = std::iter::once(turn.message.clone()).chain(turn.replies.iter().cloned()).collect();
             store.commit(Commit { turn: Some(turn), ..Commit::new(&conversation, &events) }).await.unwrap();
         }
-        let read = store.stats_records(0, 2000).await.unwrap().turns;
-        assert_eq!(read, turns.iter().map(TurnFacts::of).collect::<Vec<_>>());
-        assert_eq!(read[0].unanswered_text.as_deref(), Some("my parrot? call 06-12345678"));
-        assert_eq!((read[0].intent.as_deref(), read[1].intent.as_deref()), (Some("return-how"), Some("return-period")));
-        assert_eq!(
-            (read[1].answered_faqs.clone(), read[1].unanswered_text.as_deref()),
-            (vec!["return-period".into()], None)
-        );
+        let records = store.stats_records(0, 2000, StatsDetail::TopLists).await.unwrap();
+        let summary = &records.conversations[..];
+        assert_eq!(summary.len(), 1);
+        assert_eq!((summary[0].turns, summary[0].clarified, summary[0].declined), (2, false, false));
+        assert_eq!(summary[0].last_answered_faq.as_deref(), Some("return-period"));
+        let gap = GapMessage {
+            conversation_id: "c-1".into(),
+            created_at: 1001,
+            intent: "return-how".into(),
+            text: "my parrot? call 06-12345678".into(),
+        };
+        assert_eq!(records.gaps, vec![gap]);
+        let mut intents: Vec<_> = records.intents.iter().map(|i| (i.intent.as_str(), i.count)).collect();
+        intents.sort();
+        assert_eq!(intents, vec![("return-how", 1), ("return-period", 1)]);
+
+        // Retention drops the replays and their facts; the summary, which holds no personal data, stays.
+        store.redact_before(5000, |_| "[redacted]".into()).await.unwrap();
+        let records = store.stats_records(0, 2000, StatsDetail::TopLists).await.unwrap();
+        assert_eq!((records.conversations[0].turns, records.gaps.len(), records.intents.len()), (2, 0, 0));
     }
 }

@@ -256,7 +256,8 @@ async fn dashboard() {
 
     // The queue refreshes itself: one more customer asks for a person, and the table shows three waiting with no
     // reload and no click.
-    let total = "return [...document.querySelectorAll('[data-queue]')].reduce((n, e) => n + Number(e.dataset.value), 0);";
+    let total =
+        "return [...document.querySelectorAll('[data-queue]')].reduce((n, e) => n + Number(e.dataset.value), 0);";
     assert_eq!(page.run(total, json!([])).await, json!(2));
     ask_for_a_person(&mut chat, "dash-d").await;
     let three = format!("return ({}) === 3;", &total["return ".len()..total.len() - 1]);

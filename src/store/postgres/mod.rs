@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use super::rows::{
     Columns, Content, conversation_from_row, corrupt, delivery_from_row, from_json, handoffs_from_rows,
-    stored_faq_from_row, to_json, turn_facts_from_row,
+    stored_faq_from_row, to_json,
 };
 use super::{
     AccessStore, ChangeFeed, ConversationStore, DeliveryStore, HandoffStore, KnowledgeStore, PrivacyStore, StatsStore,
@@ -32,6 +32,7 @@ use super::{
 use super::{
     AttemptOutcome, AttemptResult, AuditEntry, Change, Commit, ConversationLock, Delivery, Erased, FaqRevision,
     HandoffFilter, KnowledgeWrite, NewDelivery, OutboxDepth, Redeliver, StatsRecords, StoreError, StoredFaq,
+    turn_facts,
 };
 use crate::conversation::{Conversation, Event, EventBody, Handoff, HandoffState, Turn};
 use crate::identity::{ApiKey, Role};
@@ -142,6 +143,11 @@ async fn insert_events(tx: &mut PgConnection, events: &[Event], turn: Option<&Tu
         return Err(StoreError::DuplicateClientMessage);
     }
     result?;
+    let facts = turn_facts::of_events(events.iter().map(|event| (event, turn)));
+    if facts.is_empty() {
+        return Ok(());
+    }
+    turn_facts::insert::<Postgres>(facts).build().execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -181,7 +187,7 @@ async fn save_handoff(
     let Some(expected) = expected else {
         sqlx::query(
             "INSERT INTO handoffs (id, conversation_id, customer_id, state, skill, priority, reason, created_at, \
-             claimed_at, resolved_at, rating, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             claimed_at, resolved_at, rating, record, pickable_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&handoff.id)
         .bind(&handoff.conversation_id)
@@ -195,6 +201,7 @@ async fn save_handoff(
         .bind(handoff.resolved_at)
         .bind(rating)
         .bind(record)
+        .bind(handoff.pickable_from())
         .execute(&mut *tx)
         .await?;
         return Ok(handoff.skill.clone());

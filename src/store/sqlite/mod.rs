@@ -25,13 +25,13 @@ use sqlx::{ConnectOptions, Row};
 
 use super::rows::{
     Columns, Content, conversation_from_row, corrupt, delivery_from_row, from_json, handoffs_from_rows,
-    stored_faq_from_row, to_json, turn_facts_from_row,
+    stored_faq_from_row, to_json,
 };
 use super::{
     AccessStore, ChangeFeed, ConversationStore, DeliveryStore, HandoffStore, KnowledgeStore, PrivacyStore, StatsStore,
 };
 use super::{AttemptOutcome, AttemptResult, AuditEntry, Delivery, Erased, NewDelivery, OutboxDepth, Redeliver};
-use super::{Commit, FaqRevision, HandoffFilter, KnowledgeWrite, StatsRecords, StoreError, StoredFaq};
+use super::{Commit, FaqRevision, HandoffFilter, KnowledgeWrite, StatsRecords, StoreError, StoredFaq, turn_facts};
 use crate::conversation::{Conversation, Event, EventBody, Handoff, HandoffState, Turn};
 use crate::identity::{ApiKey, Role};
 use crate::knowledge::Faq;
@@ -189,6 +189,11 @@ pub(super) async fn insert_events(
         return Err(StoreError::DuplicateClientMessage);
     }
     result?;
+    let facts = turn_facts::of_events(events.iter().copied());
+    if facts.is_empty() {
+        return Ok(());
+    }
+    turn_facts::insert::<sqlx::Sqlite>(facts).build().execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -242,7 +247,7 @@ pub(super) async fn save_handoff(
         match expected {
             None => sqlx::query(
                 "INSERT INTO handoffs (id, conversation_id, customer_id, state, skill, priority, reason, created_at, \
-                 claimed_at, resolved_at, rating, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 claimed_at, resolved_at, rating, record, pickable_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&handoff.id)
             .bind(&handoff.conversation_id)
@@ -256,6 +261,7 @@ pub(super) async fn save_handoff(
             .bind(handoff.resolved_at)
             .bind(rating)
             .bind(record)
+            .bind(handoff.pickable_from())
             .execute(&mut *tx)
             .await?,
             Some(expected) => sqlx::query(

@@ -1,38 +1,50 @@
-//! What the KPIs are computed from on SQLite.
+//! What the KPIs are computed from on SQLite: each kind of record as one JSON array (see `store::stats`).
 
 use super::*;
+use crate::store::StatsDetail;
+use crate::store::stats::{conversations_from_json, gaps_from_json, handoffs_from_json, intents_from_json};
+
+/// The conversations started in the range, from the index that carries every column the KPIs read.
+const CONVERSATIONS: &str = "SELECT json_group_array(json_array(conversation_id, created_at, channel, tier, language, \
+     turns, clarified, declined, last_answered_faq)) FROM conversation_stats WHERE created_at >= ? AND created_at < ?";
+
+const HANDOFFS: &str = "SELECT json_group_array(json_array(h.id, h.conversation_id, h.created_at, h.pickable_at, \
+     h.state, h.skill, h.reason, h.claimed_at, h.resolved_at, h.rating)) \
+     FROM conversation_stats c JOIN handoffs h ON h.conversation_id = c.conversation_id \
+     WHERE c.created_at >= ? AND c.created_at < ?";
+
+/// Messages kept silently for an agent were not decided on by the bot: they count in neither top list.
+const INTENTS: &str = "SELECT json_group_array(json_array(conversation_id, intent, n)) FROM ( \
+     SELECT f.conversation_id, f.intent, count(*) AS n \
+     FROM conversation_stats c JOIN turn_facts f ON f.conversation_id = c.conversation_id \
+     WHERE c.created_at >= ? AND c.created_at < ? AND f.kind <> 'silent' AND f.intent IS NOT NULL \
+     GROUP BY f.conversation_id, f.intent)";
+
+const GAPS: &str = "SELECT json_group_array(json_array(f.conversation_id, f.created_at, COALESCE(f.intent, ''), \
+     COALESCE(f.unanswered_text, ''))) \
+     FROM conversation_stats c JOIN turn_facts f ON f.conversation_id = c.conversation_id \
+     WHERE c.created_at >= ? AND c.created_at < ? AND f.kind <> 'silent' \
+     AND f.handoff_reason IN ('low_confidence', 'repeated_failure')";
 
 #[async_trait]
 impl StatsStore for SqliteStore {
-    async fn stats_records(&self, start: i64, end: i64) -> Result<StatsRecords, StoreError> {
-        // Three range scans rather than one join: each row kind keeps its own shape, and conversations last
-        // minutes, so the range's hand-offs and turns are few compared with the whole database.
-        let rows =
-            sqlx::query("SELECT * FROM conversations WHERE created_at >= ? AND created_at < ? ORDER BY created_at, id")
-                .bind(start)
-                .bind(end)
-                .fetch_all(&self.pool)
-                .await?;
-        let conversations = rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?;
-        let rows = sqlx::query(
-            "SELECT h.record FROM handoffs h JOIN conversations c ON c.id = h.conversation_id \
-             WHERE c.created_at >= ? AND c.created_at < ? ORDER BY h.created_at, h.id",
-        )
-        .bind(start)
-        .bind(end)
-        .fetch_all(&self.pool)
-        .await?;
-        let handoffs = handoffs_from_rows(&rows)?;
-        // The turns' facts, not the turns: a turn's JSON is a hundred times larger than what the KPIs read of it.
-        let rows = sqlx::query(
-            "SELECT f.* FROM turn_facts f JOIN conversations c ON c.id = f.conversation_id \
-             WHERE c.created_at >= ? AND c.created_at < ? ORDER BY f.conversation_id, f.seq",
-        )
-        .bind(start)
-        .bind(end)
-        .fetch_all(&self.pool)
-        .await?;
-        let turns = rows.iter().map(turn_facts_from_row).collect::<Result<_, _>>()?;
-        Ok(StatsRecords { conversations, handoffs, turns })
+    async fn stats_records(&self, start: i64, end: i64, detail: StatsDetail) -> Result<StatsRecords, StoreError> {
+        // One read transaction, so the hand-offs and turns belong to the same conversations.
+        let mut tx = self.pool.begin().await?;
+        let mut array = async |sql: &'static str| -> Result<String, StoreError> {
+            Ok(sqlx::query_scalar(sql).bind(start).bind(end).fetch_one(&mut *tx).await?)
+        };
+        let mut records = StatsRecords {
+            conversations: conversations_from_json(&array(CONVERSATIONS).await?)?,
+            handoffs: handoffs_from_json(&array(HANDOFFS).await?)?,
+            ..StatsRecords::default()
+        };
+        if detail == StatsDetail::TopLists {
+            records.intents = intents_from_json(&array(INTENTS).await?)?;
+            records.gaps = gaps_from_json(&array(GAPS).await?)?;
+        }
+        drop(array);
+        tx.rollback().await?;
+        Ok(records)
     }
 }
