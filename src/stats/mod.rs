@@ -6,7 +6,7 @@ pub mod queue;
 mod series;
 mod table;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use series::{Granularity, MAX_BUCKETS, Series, SeriesQuery};
@@ -18,7 +18,7 @@ use crate::config::KpiConfig;
 use crate::conversation::{Channel, HandoffReason, HandoffState, Tier};
 use crate::error::{Error, Result};
 use crate::knowledge::LiveKnowledge;
-use crate::store::{ConversationFacts, HandoffFacts, StatsDetail, StatsRecords, Store};
+use crate::store::{ConversationFacts, HandoffFacts, StatsDetail, StatsRecords, StatsScope, Store};
 
 /// How many intents and knowledge gaps are listed.
 const TOP: usize = 10;
@@ -227,7 +227,7 @@ pub fn check_query(query: &KpiQuery) -> Result<()> {
     Ok(())
 }
 
-/// Reads the range's records from `store` and computes the KPIs. `faq_skills` maps FAQ ids to skills (for the
+/// Reads the query's records from `store` and computes the KPIs. `faq_skills` maps FAQ ids to skills (for the
 /// skill of conversations without a hand-off); `now` is for hand-offs still waiting.
 pub async fn kpis(
     store: &dyn Store,
@@ -237,62 +237,49 @@ pub async fn kpis(
     now: i64,
 ) -> Result<Kpis> {
     check_query(query)?;
-    let records = store.stats_records(query.start, query.end, StatsDetail::TopLists).await?;
-    Ok(compute(records, query, targets, faq_skills, now))
+    let records = store.stats_records(&query.scope(faq_skills), StatsDetail::TopLists).await?;
+    Ok(compute(records, query, targets, now))
 }
 
-/// The KPIs of `records` (the pure part of [`kpis`]); the top lists from what `records` holds of them.
-pub fn compute(
-    records: StatsRecords,
-    query: &KpiQuery,
-    targets: &KpiConfig,
-    faq_skills: &HashMap<String, String>,
-    now: i64,
-) -> Kpis {
-    let StatsRecords { conversations, handoffs, intents, gaps } = records;
-    let mut handoffs_of: HashMap<&str, Vec<&HandoffFacts>> = HashMap::new();
-    for handoff in &handoffs {
-        handoffs_of.entry(handoff.conversation_id.as_str()).or_default().push(handoff);
-    }
-    // A conversation's skill: where its latest hand-off went, else the skill of the last entry the bot answered.
-    let skill_of = |c: &ConversationFacts| -> Option<&str> {
-        if let Some(latest) =
-            handoffs_of.get(c.id.as_str()).and_then(|h| h.iter().max_by_key(|h| (h.created_at, &h.id)))
-        {
-            return Some(latest.skill.as_str());
+impl KpiQuery {
+    /// What the store selects for this query: the filters, with the FAQ entries of the skill filtered on.
+    pub(crate) fn scope(&self, faq_skills: &HashMap<String, String>) -> StatsScope {
+        let skill_faqs = match &self.skill {
+            Some(skill) => faq_skills.iter().filter(|(_, s)| *s == skill).map(|(faq, _)| faq.clone()).collect(),
+            None => Vec::new(),
+        };
+        StatsScope {
+            start: self.start,
+            end: self.end,
+            channel: self.channel,
+            tier: self.tier,
+            language: self.language.clone(),
+            skill: self.skill.clone(),
+            skill_faqs,
         }
-        faq_skills.get(c.last_answered_faq.as_deref()?).map(String::as_str)
-    };
-    let selected: Vec<&ConversationFacts> = conversations
-        .iter()
-        .filter(|c| query.channel.is_none_or(|channel| c.channel == channel))
-        .filter(|c| query.tier.is_none_or(|tier| c.tier == tier))
-        .filter(|c| query.language.as_ref().is_none_or(|language| &c.language == language))
-        .filter(|c| query.skill.as_deref().is_none_or(|skill| skill_of(c) == Some(skill)))
-        .collect();
-    let selected_ids: HashSet<&str> = selected.iter().map(|c| c.id.as_str()).collect();
+    }
+}
 
-    let mut kpis = Kpis { query: query.clone(), conversations: selected.len() as u64, ..Kpis::default() };
-    let contacts: Vec<&ConversationFacts> = selected.iter().copied().filter(|c| c.turns > 0).collect();
+/// The KPIs of `records`, the conversations the store selected for `query` (the pure part of [`kpis`]); the top
+/// lists from what `records` holds of them.
+pub fn compute(records: StatsRecords, query: &KpiQuery, targets: &KpiConfig, now: i64) -> Kpis {
+    let StatsRecords { conversations, handoffs, intents, gaps } = records;
+    let mut kpis = Kpis { query: query.clone(), conversations: conversations.len() as u64, ..Kpis::default() };
+    let contacts: Vec<&ConversationFacts> = conversations.iter().filter(|c| c.contact).collect();
     let n_contacts = contacts.len() as u64;
-    let handed_off = contacts.iter().filter(|c| handoffs_of.contains_key(c.id.as_str())).count() as u64;
-    let clarified = contacts.iter().filter(|c| c.clarified).count() as u64;
+    let count = |flag: fn(&ConversationFacts) -> bool| contacts.iter().filter(|c| flag(c)).count() as u64;
+    let handed_off = count(|c| c.handed_off);
     kpis.contacts = n_contacts;
     kpis.deflection = Ratio::new(n_contacts - handed_off, n_contacts).at_least(targets.deflection_min);
     kpis.handoff_rate = Ratio::new(handed_off, n_contacts);
-    kpis.clarification = Ratio::new(clarified, n_contacts);
-    let declined = contacts.iter().filter(|c| c.declined).count() as u64;
-    kpis.off_topic = Ratio::new(declined, n_contacts);
+    kpis.clarification = Ratio::new(count(|c| c.clarified), n_contacts);
+    kpis.off_topic = Ratio::new(count(|c| c.declined), n_contacts);
 
-    // Hand-off KPIs: the selected conversations' hand-offs, and with a skill filter only those routed to it.
-    let selected_handoffs: Vec<&HandoffFacts> = handoffs
-        .iter()
-        .filter(|h| selected_ids.contains(h.conversation_id.as_str()))
-        .filter(|h| query.skill.as_ref().is_none_or(|skill| &h.skill == skill))
-        .collect();
-    kpis.handoffs = selected_handoffs.len() as u64;
+    // Hand-off KPIs: the selected conversations' hand-offs (with a skill filter, the store sent only those routed
+    // to it).
+    kpis.handoffs = handoffs.len() as u64;
     let mut by_reason: BTreeMap<&str, (HandoffReason, u64)> = BTreeMap::new();
-    for h in &selected_handoffs {
+    for h in &handoffs {
         by_reason.entry(h.reason.as_str()).or_insert((h.reason, 0)).1 += 1;
     }
     kpis.handoffs_by_reason = by_reason.into_values().collect();
@@ -300,7 +287,7 @@ pub fn compute(
 
     let target_ms = targets.median_wait_secs as i64 * 1000;
     let mut waits = Vec::new();
-    for h in &selected_handoffs {
+    for h in &handoffs {
         match h.claimed_at {
             Some(claimed) => waits.push((claimed - h.pickable_at).max(0)),
             None => {
@@ -325,14 +312,12 @@ pub fn compute(
         kpis.wait.median_target = Some(Target { goal, status });
     }
 
-    let resolved: Vec<&&HandoffFacts> =
-        selected_handoffs.iter().filter(|h| h.state == HandoffState::Resolved).collect();
+    let resolved: Vec<&HandoffFacts> = handoffs.iter().filter(|h| h.state == HandoffState::Resolved).collect();
     kpis.handle_time = Durations::of_millis(
         resolved.iter().filter_map(|h| Some(h.resolved_at? - h.claimed_at?)).map(|ms| ms.max(0)).collect(),
     );
-    kpis.resolution =
-        Ratio::new(resolved.len() as u64, selected_handoffs.len() as u64).at_least(targets.resolution_min);
-    let scores: Vec<u8> = selected_handoffs.iter().filter_map(|h| h.rating).collect();
+    kpis.resolution = Ratio::new(resolved.len() as u64, handoffs.len() as u64).at_least(targets.resolution_min);
+    let scores: Vec<u8> = handoffs.iter().filter_map(|h| h.rating).collect();
     let satisfied = scores.iter().filter(|s| **s >= 4).count() as u64;
     kpis.csat = Csat {
         mean_score: (!scores.is_empty())
@@ -341,24 +326,22 @@ pub fn compute(
         response: Ratio::new(scores.len() as u64, resolved.len() as u64),
     };
 
-    // The top lists: what the bot took the selected conversations' messages for, and what it could not answer.
-    let mut counted: HashMap<&str, u64> = HashMap::new();
-    for count in intents.iter().filter(|i| selected_ids.contains(i.conversation_id.as_str())) {
-        *counted.entry(count.intent.as_str()).or_default() += count.count;
+    // The top lists: what the bot took the selected conversations' messages for, and what it could not answer
+    // (per detected intent: how many, and the most recent messages with their times).
+    kpis.top_intents = top(intents);
+    // Per intent: its count, and its messages with their times.
+    type Messages<'a> = (u64, Vec<(i64, &'a str)>);
+    let mut gaps_of: HashMap<&str, Messages> = HashMap::new();
+    for gap in &gaps {
+        let (count, texts) = gaps_of.entry(gap.intent.as_str()).or_default();
+        *count = gap.count;
+        texts.push((gap.created_at, gap.text.as_str()));
     }
-    kpis.top_intents = top(counted.into_iter().map(|(intent, n)| (intent.to_owned(), n)).collect());
-
-    // Per detected intent: how many, and each message with its time.
-    let mut gaps_of: HashMap<&str, Vec<(i64, &str)>> = HashMap::new();
-    for gap in gaps.iter().filter(|g| selected_ids.contains(g.conversation_id.as_str())) {
-        gaps_of.entry(gap.intent.as_str()).or_default().push((gap.created_at, gap.text.as_str()));
-    }
-    let gaps = gaps_of;
-    let counts = top(gaps.iter().map(|(intent, texts)| (intent.to_string(), texts.len() as u64)).collect());
+    let counts = top(gaps_of.iter().map(|(intent, (count, _))| (intent.to_string(), *count)).collect());
     kpis.knowledge_gaps = counts
         .into_iter()
         .map(|(intent, count)| {
-            let mut texts = gaps[intent.as_str()].clone();
+            let mut texts = gaps_of[intent.as_str()].1.clone();
             texts.sort_by_key(|(created_at, _)| std::cmp::Reverse(*created_at));
             let mut examples: Vec<String> = Vec::new();
             for (_, text) in texts {

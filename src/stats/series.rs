@@ -61,13 +61,13 @@ pub async fn series(
     check_query(&query.kpi)?;
     let (time_zone, zone) = time_zone(&query.time_zone)?;
     let bounds = boundaries(query.kpi.start, query.kpi.end, query.granularity, &zone)?;
-    let records = store.stats_records(query.kpi.start, query.kpi.end, StatsDetail::Rates).await?;
+    let records = store.stats_records(&query.kpi.scope(faq_skills), StatsDetail::Rates).await?;
     let buckets = split(records, &bounds)
         .into_iter()
         .zip(bounds.windows(2))
         .map(|(records, range)| {
             let bucket = KpiQuery { start: range[0], end: range[1], ..query.kpi.clone() };
-            let mut kpis = compute(records, &bucket, targets, faq_skills, now);
+            let mut kpis = compute(records, &bucket, targets, now);
             kpis.top_intents.clear();
             kpis.knowledge_gaps.clear();
             kpis
@@ -139,20 +139,16 @@ pub fn boundaries(start: i64, end: i64, granularity: Granularity, zone: &TimeZon
     Ok(bounds)
 }
 
-/// The records of each bucket: a conversation goes to the bucket it started in, its hand-offs and turns with it.
+/// The records of each bucket: a conversation goes to the bucket it started in, its hand-offs with it.
 fn split(records: StatsRecords, bounds: &[i64]) -> Vec<StatsRecords> {
     let count = bounds.len() - 1;
+    let bucket_of = |started: i64| bounds[1..].partition_point(|edge| *edge <= started).min(count - 1);
     let mut buckets: Vec<StatsRecords> = (0..count).map(|_| StatsRecords::default()).collect();
-    let mut bucket_of: HashMap<String, usize> = HashMap::with_capacity(records.conversations.len());
     for conversation in records.conversations {
-        let index = bounds[1..].partition_point(|edge| *edge <= conversation.created_at).min(count - 1);
-        bucket_of.insert(conversation.id.clone(), index);
-        buckets[index].conversations.push(conversation);
+        buckets[bucket_of(conversation.created_at)].conversations.push(conversation);
     }
     for handoff in records.handoffs {
-        if let Some(index) = bucket_of.get(&handoff.conversation_id) {
-            buckets[*index].handoffs.push(handoff);
-        }
+        buckets[bucket_of(handoff.conversation_created_at)].handoffs.push(handoff);
     }
     buckets
 }

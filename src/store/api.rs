@@ -147,9 +147,9 @@ pub trait PrivacyStore: Send + Sync {
 /// What the KPIs are computed from.
 #[async_trait]
 pub trait StatsStore: Send + Sync {
-    /// The conversations created in `[start, end)` (Unix milliseconds) with their hand-offs, and with
-    /// [`StatsDetail::TopLists`] what their top lists are made of.
-    async fn stats_records(&self, start: i64, end: i64, detail: StatsDetail) -> Result<StatsRecords, StoreError>;
+    /// The conversations of `scope` with their hand-offs, and with [`StatsDetail::TopLists`] their top lists'
+    /// makings.
+    async fn stats_records(&self, scope: &StatsScope, detail: StatsDetail) -> Result<StatsRecords, StoreError>;
 }
 
 /// The webhook outbox: claiming deliveries, recording attempts, and the administrators' view of failures.

@@ -21,7 +21,7 @@ pub use api::{
 };
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-pub use stats::{ConversationFacts, GapMessage, HandoffFacts, IntentCount, StatsDetail, StatsRecords};
+pub use stats::{ConversationFacts, GapMessage, HandoffFacts, StatsDetail, StatsRecords, StatsScope};
 pub use turn_facts::TurnFacts;
 
 use crate::config::StorageConfig;

@@ -88,7 +88,10 @@ where
 mod tests {
     use super::*;
     use crate::conversation::{Channel, Conversation, DialogueMemory, State, Tier};
-    use crate::store::{Commit, ConversationStore, GapMessage, PrivacyStore, SqliteStore, StatsDetail, StatsStore};
+    use crate::store::{
+        Commit, ConversationFacts, ConversationStore, GapMessage, PrivacyStore, SqliteStore, StatsDetail, StatsScope,
+        StatsStore,
+    };
 
     /// A stored turn as loket writes it: a low-confidence hand-off whose reply named no entry, then an answer.
     fn turn(seq: u64, kind: &str, reason: Option<&str>, faq: Option<&str>) -> Turn {
@@ -133,25 +136,36 @@ mod tests {
             let events: Vec<_> = std::iter::once(turn.message.clone()).chain(turn.replies.iter().cloned()).collect();
             store.commit(Commit { turn: Some(turn), ..Commit::new(&conversation, &events) }).await.unwrap();
         }
-        let records = store.stats_records(0, 2000, StatsDetail::TopLists).await.unwrap();
-        let summary = &records.conversations[..];
-        assert_eq!(summary.len(), 1);
-        assert_eq!((summary[0].turns, summary[0].clarified, summary[0].declined), (2, false, false));
-        assert_eq!(summary[0].last_answered_faq.as_deref(), Some("return-period"));
+        let range = StatsScope { start: 0, end: 2000, ..StatsScope::default() };
+        let records = store.stats_records(&range, StatsDetail::TopLists).await.unwrap();
+        let summary =
+            ConversationFacts { created_at: 1000, contact: true, handed_off: false, clarified: false, declined: false };
+        assert_eq!(records.conversations, vec![summary]);
         let gap = GapMessage {
-            conversation_id: "c-1".into(),
-            created_at: 1001,
             intent: "return-how".into(),
+            count: 1,
+            created_at: 1001,
             text: "my parrot? call 06-12345678".into(),
         };
         assert_eq!(records.gaps, vec![gap]);
-        let mut intents: Vec<_> = records.intents.iter().map(|i| (i.intent.as_str(), i.count)).collect();
+        let mut intents = records.intents.clone();
         intents.sort();
-        assert_eq!(intents, vec![("return-how", 1), ("return-period", 1)]);
+        assert_eq!(intents, vec![("return-how".into(), 1), ("return-period".into(), 1)]);
+
+        // Never handed off: its skill is that of the last entry the bot answered with.
+        let of_skill = |faqs: &[&str]| StatsScope {
+            skill: Some("returns".into()),
+            skill_faqs: faqs.iter().map(|f| f.to_string()).collect(),
+            ..range.clone()
+        };
+        let selected = store.stats_records(&of_skill(&["return-period"]), StatsDetail::Rates).await.unwrap();
+        assert_eq!(selected.conversations.len(), 1);
+        let selected = store.stats_records(&of_skill(&["return-how"]), StatsDetail::Rates).await.unwrap();
+        assert_eq!(selected.conversations.len(), 0);
 
         // Retention drops the replays and their facts; the summary, which holds no personal data, stays.
         store.redact_before(5000, |_| "[redacted]".into()).await.unwrap();
-        let records = store.stats_records(0, 2000, StatsDetail::TopLists).await.unwrap();
-        assert_eq!((records.conversations[0].turns, records.gaps.len(), records.intents.len()), (2, 0, 0));
+        let records = store.stats_records(&range, StatsDetail::TopLists).await.unwrap();
+        assert_eq!((records.conversations, records.gaps.len(), records.intents.len()), (vec![summary], 0, 0));
     }
 }

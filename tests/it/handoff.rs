@@ -373,6 +373,21 @@ async fn transfer_moves_the_handoff_to_another_skill() {
     // An agent of an unrelated skill never saw any of it.
     let nothing = tokio::time::timeout(Duration::from_millis(300), privacy_queue.next()).await;
     assert!(nothing.is_err(), "the privacy agent saw {nothing:?}");
+
+    // The KPIs count the conversation and its hand-off under the skill it was moved to, no longer the first one.
+    let mut stats = server.stats().await;
+    let seconds = |millis: i64| Some(prost_types::Timestamp { seconds: millis / 1000, nanos: 0 });
+    let now = loket::clock::Clock::now_millis(&*server.clock);
+    for (skill, expected) in [("billing", 1), ("general", 0)] {
+        let request = pb::GetKpisRequest {
+            skill: skill.into(),
+            start_time: seconds(now - 3_600_000),
+            end_time: seconds(now + 3_600_000),
+            ..Default::default()
+        };
+        let kpis = stats.get_kpis(request).await.unwrap().into_inner();
+        assert_eq!((kpis.conversations, kpis.handoffs), (expected, expected), "{skill}");
+    }
 }
 
 #[tokio::test]

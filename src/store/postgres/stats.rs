@@ -1,53 +1,89 @@
-//! What the KPIs are computed from on PostgreSQL: each kind of record as one JSON array (see `store::stats`).
+//! What the KPIs are computed from on PostgreSQL: the scope's conversations selected here, each kind of record
+//! sent as one JSON array (see `store::stats`).
 
 use super::*;
-use crate::store::StatsDetail;
-use crate::store::stats::{conversations_from_json, gaps_from_json, handoffs_from_json, intents_from_json};
+use crate::conversation::{Channel, Tier};
+use crate::store::stats::{Array, GAP_TEXTS, decode};
+use crate::store::{StatsDetail, StatsScope};
 
-/// The conversations started in the range, from the index that carries every column the KPIs read. The flags are
-/// sent as 0 and 1, as SQLite stores them.
-const CONVERSATIONS: &str = "SELECT COALESCE(json_agg(json_build_array(conversation_id, created_at, channel, tier, \
-     language, turns, clarified::int, declined::int, last_answered_faq)), '[]')::text \
-     FROM conversation_stats WHERE created_at >= $1 AND created_at < $2";
+/// `$select` over the conversations of the scope (`c`, `conversation_stats`), then `$rest`. The parameters, in
+/// the order they are bound: $1 start, $2 end, $3 channel, $4 tier, $5 language, $6 skill (each NULL: any), $7
+/// the skill's FAQ entries. A conversation's skill is its latest hand-off's, else (never handed off) its last
+/// answered entry's.
+macro_rules! scoped {
+    ($select:literal, $rest:literal) => {
+        concat!(
+            $select,
+            " WHERE c.created_at >= $1 AND c.created_at < $2 AND ($3::text IS NULL OR c.channel = $3::text) \
+             AND ($4::text IS NULL OR c.tier = $4::text) AND ($5::text IS NULL OR c.language = $5::text) \
+             AND ($6::text IS NULL OR c.handoff_skill = $6::text \
+                  OR (c.handoff_skill IS NULL AND c.last_answered_faq = ANY($7::text[]))) ",
+            $rest
+        )
+    };
+}
 
-const HANDOFFS: &str = "SELECT COALESCE(json_agg(json_build_array(h.id, h.conversation_id, h.created_at, \
-     h.pickable_at, h.state, h.skill, h.reason, h.claimed_at, h.resolved_at, h.rating)), '[]')::text \
-     FROM conversation_stats c JOIN handoffs h ON h.conversation_id = c.conversation_id \
-     WHERE c.created_at >= $1 AND c.created_at < $2";
+/// From the index that carries every column, so the table itself is not visited. The flags are sent as 0 and 1,
+/// as SQLite sends them.
+const CONVERSATIONS: &str = scoped!(
+    "SELECT COALESCE(json_agg(json_build_array(c.created_at, c.contact::int, \
+     (c.handoff_skill IS NOT NULL)::int, c.clarified::int, c.declined::int)), '[]')::text \
+     FROM conversation_stats c",
+    ""
+);
+
+/// With a skill, only the hand-offs routed to it.
+const HANDOFFS: &str = scoped!(
+    "SELECT COALESCE(json_agg(json_build_array(c.created_at, h.pickable_at, h.state, h.reason, h.claimed_at, \
+     h.resolved_at, h.rating)), '[]')::text \
+     FROM conversation_stats c JOIN handoffs h ON h.conversation_id = c.conversation_id",
+    "AND ($6::text IS NULL OR h.skill = $6::text)"
+);
 
 /// Messages kept silently for an agent were not decided on by the bot: they count in neither top list.
-const INTENTS: &str = "SELECT COALESCE(json_agg(json_build_array(conversation_id, intent, n)), '[]')::text FROM ( \
-     SELECT f.conversation_id, f.intent, count(*) AS n \
-     FROM conversation_stats c JOIN turn_facts f ON f.conversation_id = c.conversation_id \
-     WHERE c.created_at >= $1 AND c.created_at < $2 AND f.kind <> 'silent' AND f.intent IS NOT NULL \
-     GROUP BY f.conversation_id, f.intent) AS counted";
+const INTENTS: &str = scoped!(
+    "SELECT COALESCE(json_agg(json_build_array(intent, n)), '[]')::text FROM (SELECT f.intent, count(*) AS n \
+     FROM conversation_stats c JOIN turn_facts f ON f.conversation_id = c.conversation_id",
+    "AND f.kind <> 'silent' AND f.intent IS NOT NULL GROUP BY f.intent) AS counted"
+);
 
-const GAPS: &str = "SELECT COALESCE(json_agg(json_build_array(f.conversation_id, f.created_at, \
-     COALESCE(f.intent, ''), COALESCE(f.unanswered_text, ''))), '[]')::text \
-     FROM conversation_stats c JOIN turn_facts f ON f.conversation_id = c.conversation_id \
-     WHERE c.created_at >= $1 AND c.created_at < $2 AND f.kind <> 'silent' \
-     AND f.handoff_reason IN ('low_confidence', 'repeated_failure')";
+/// The most recent [`GAP_TEXTS`] unanswered messages per intent, each with its intent's count ($8: GAP_TEXTS).
+const GAPS: &str = scoped!(
+    "SELECT COALESCE(json_agg(json_build_array(intent, n, created_at, text)), '[]')::text FROM ( \
+     SELECT COALESCE(f.intent, '') AS intent, f.created_at, COALESCE(f.unanswered_text, '') AS text, \
+     count(*) OVER (PARTITION BY COALESCE(f.intent, '')) AS n, \
+     row_number() OVER (PARTITION BY COALESCE(f.intent, '') ORDER BY f.created_at DESC) AS r \
+     FROM conversation_stats c JOIN turn_facts f ON f.conversation_id = c.conversation_id",
+    "AND f.kind <> 'silent' AND f.handoff_reason IN ('low_confidence', 'repeated_failure')) AS unanswered \
+     WHERE r <= $8"
+);
 
 #[async_trait]
 impl StatsStore for PgStore {
-    async fn stats_records(&self, start: i64, end: i64, detail: StatsDetail) -> Result<StatsRecords, StoreError> {
+    async fn stats_records(&self, scope: &StatsScope, detail: StatsDetail) -> Result<StatsRecords, StoreError> {
         // One snapshot, so the hand-offs and turns belong to the same conversations.
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-        let mut array = async |sql: &'static str| -> Result<String, StoreError> {
-            Ok(sqlx::query_scalar(sql).bind(start).bind(end).fetch_one(&mut *tx).await?)
-        };
-        let mut records = StatsRecords {
-            conversations: conversations_from_json(&array(CONVERSATIONS).await?)?,
-            handoffs: handoffs_from_json(&array(HANDOFFS).await?)?,
-            ..StatsRecords::default()
-        };
-        if detail == StatsDetail::TopLists {
-            records.intents = intents_from_json(&array(INTENTS).await?)?;
-            records.gaps = gaps_from_json(&array(GAPS).await?)?;
+        let mut arrays = Vec::new();
+        for &array in Array::needed(detail) {
+            let sql = match array {
+                Array::Conversations => CONVERSATIONS,
+                Array::Handoffs => HANDOFFS,
+                Array::Intents => INTENTS,
+                Array::Gaps => GAPS,
+            };
+            let query = sqlx::query_scalar(sql)
+                .bind(scope.start)
+                .bind(scope.end)
+                .bind(scope.channel.map(Channel::as_str))
+                .bind(scope.tier.map(Tier::as_str))
+                .bind(scope.language.as_deref())
+                .bind(scope.skill.as_deref())
+                .bind(&scope.skill_faqs);
+            let query = if array == Array::Gaps { query.bind(GAP_TEXTS) } else { query };
+            arrays.push((array, query.fetch_one(&mut *tx).await?));
         }
-        drop(array);
         tx.rollback().await?;
-        Ok(records)
+        decode(arrays)
     }
 }
