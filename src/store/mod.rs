@@ -22,7 +22,6 @@ pub use api::{
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use stats::{ConversationFacts, GapMessage, HandoffFacts, StatsDetail, StatsRecords, StatsScope};
-pub use turn_facts::TurnFacts;
 
 use crate::config::StorageConfig;
 use crate::conversation::{Conversation, Event, Handoff, HandoffState, Turn};

@@ -47,17 +47,11 @@ impl TurnFacts {
     }
 }
 
-/// The facts of the turns among a commit's events: each turn once, at its customer message.
-pub(super) fn of_events<'a>(events: impl IntoIterator<Item = (&'a Event, Option<&'a Turn>)>) -> Vec<TurnFacts> {
-    events
-        .into_iter()
-        .filter_map(|(event, turn)| turn.filter(|turn| turn.message.seq == event.seq))
-        .map(TurnFacts::of)
-        .collect()
-}
-
-/// The statement that writes `facts` (at least one) into `turn_facts`, for either backend.
-pub(super) fn insert<DB>(facts: Vec<TurnFacts>) -> sqlx::QueryBuilder<DB>
+/// The statement that writes the facts of the turns among a commit's events (each turn once, at its customer
+/// message) into `turn_facts`, for either backend; `None` when the events answer no turn.
+pub(super) fn insert<'a, DB>(
+    events: impl IntoIterator<Item = (&'a Event, Option<&'a Turn>)>,
+) -> Option<sqlx::QueryBuilder<DB>>
 where
     DB: sqlx::Database,
     DB::Arguments: Default,
@@ -67,6 +61,14 @@ where
     for<'t> &'static str: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> Option<&'static str>: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
+    let facts: Vec<TurnFacts> = events
+        .into_iter()
+        .filter_map(|(event, turn)| turn.filter(|turn| turn.message.seq == event.seq))
+        .map(TurnFacts::of)
+        .collect();
+    if facts.is_empty() {
+        return None;
+    }
     let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO turn_facts (conversation_id, seq, created_at, kind, intent, handoff_reason, answered_faqs, \
          unanswered_text) ",
@@ -81,7 +83,7 @@ where
             .push_bind(serde_json::Value::from(facts.answered_faqs).to_string())
             .push_bind(facts.unanswered_text);
     });
-    insert
+    Some(insert)
 }
 
 #[cfg(test)]

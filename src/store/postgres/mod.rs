@@ -143,11 +143,9 @@ async fn insert_events(tx: &mut PgConnection, events: &[Event], turn: Option<&Tu
         return Err(StoreError::DuplicateClientMessage);
     }
     result?;
-    let facts = turn_facts::of_events(events.iter().map(|event| (event, turn)));
-    if facts.is_empty() {
-        return Ok(());
+    if let Some(mut facts) = turn_facts::insert::<Postgres>(events.iter().map(|event| (event, turn))) {
+        facts.build().execute(&mut *tx).await?;
     }
-    turn_facts::insert::<Postgres>(facts).build().execute(&mut *tx).await?;
     Ok(())
 }
 

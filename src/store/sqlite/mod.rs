@@ -189,11 +189,9 @@ pub(super) async fn insert_events(
         return Err(StoreError::DuplicateClientMessage);
     }
     result?;
-    let facts = turn_facts::of_events(events.iter().copied());
-    if facts.is_empty() {
-        return Ok(());
+    if let Some(mut facts) = turn_facts::insert::<sqlx::Sqlite>(events.iter().copied()) {
+        facts.build().execute(&mut *tx).await?;
     }
-    turn_facts::insert::<sqlx::Sqlite>(facts).build().execute(&mut *tx).await?;
     Ok(())
 }
 

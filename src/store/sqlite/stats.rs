@@ -7,9 +7,9 @@ use crate::store::stats::{Array, GAP_TEXTS, decode};
 use crate::store::{StatsDetail, StatsScope};
 
 /// `$select` over the conversations of the scope (`c`, `conversation_stats`), then `$rest`. The parameters, in
-/// [`bind`]'s order: ?1 start, ?2 end, ?3 channel, ?4 tier, ?5 language, ?6 skill (each NULL: any), ?7 the skill's
-/// FAQ entries as a JSON array. A conversation's skill is its latest hand-off's, else (never handed off) its last
-/// answered entry's.
+/// the order they are bound: ?1 start, ?2 end, ?3 channel, ?4 tier, ?5 language, ?6 skill (each NULL: any), ?7 the
+/// skill's FAQ entries as a JSON array. A conversation's skill is its latest hand-off's, else (never handed off) its
+/// last answered entry's.
 macro_rules! scoped {
     ($select:literal, $rest:literal) => {
         concat!(
