@@ -1,8 +1,8 @@
 // The service-level dashboard at /dashboard. An editor or administrator signs in with their key (kept in this tab's
 // session storage, never in the address); GetQueueSnapshot tells whether the key may read KPIs. Then, for the
 // chosen range and filters: GetKpis (every KPI against its target, the top lists), GetKpiSeries (the charts, per
-// day or hour of the browser's time zone) and the queue per skill, which refreshes itself. A refusal is shown where it belongs: a bad
-// range at the range, a bad filter at the filters, a key that may not read KPIs at the key.
+// day or hour of the browser's time zone) and the queue per skill, which refreshes itself. A refusal is shown where
+// it belongs: a bad range at the range, a bad filter at the filters, a key that may not read KPIs at the key.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Channel, SupportTier } from "../gen/loket/v1/chat_pb.js";
@@ -58,6 +58,15 @@ byId<HTMLFormElement>("filters").addEventListener("submit", (event) => {
   event.preventDefault();
   void load();
 });
+
+/// Signs out when `error` refuses the key (not allowed to read KPIs, or no longer valid), saying why at the key;
+/// whether it did.
+function signedOutBy(error: unknown): boolean {
+  const code = codeOf(error);
+  if (code !== Code.PermissionDenied && code !== Code.Unauthenticated) return false;
+  signOut(code === Code.PermissionDenied ? t("dashboard_not_allowed") : describe(error, texts));
+  return true;
+}
 
 function signOut(why: string): void {
   sessionStorage.removeItem(KEY);
@@ -134,14 +143,8 @@ function followQueues(): void {
   queueTimer = setInterval(() => {
     if (document.visibilityState !== "visible") return;
     client.getQueueSnapshot({}).then(
-      (queues) => {
-        figures.queues(queues, byId<HTMLTableElement>("queues").tBodies[0]);
-        document.body.dataset.queueRefreshed = String(Date.now());
-      },
-      (error: unknown) => {
-        const code = codeOf(error);
-        if (code === Code.PermissionDenied || code === Code.Unauthenticated) signOut(describe(error, texts));
-      },
+      (queues) => figures.queues(queues, byId<HTMLTableElement>("queues").tBodies[0]),
+      (error: unknown) => signedOutBy(error),
     );
   }, QUEUE_REFRESH_MS);
 }
@@ -177,11 +180,8 @@ async function load(): Promise<void> {
   for (const result of [kpis, series, queues]) {
     if (result.status === "fulfilled") continue;
     failed = true;
+    if (signedOutBy(result.reason)) return;
     const error = ConnectError.from(result.reason);
-    if (error.code === Code.PermissionDenied || error.code === Code.Unauthenticated) {
-      signOut(error.code === Code.PermissionDenied ? t("dashboard_not_allowed") : describe(error, texts));
-      return;
-    }
     const field = violations(error)[0]?.field ?? "";
     if (error.code === Code.InvalidArgument && ["start_time", "end_time", "granularity", "time_zone"].includes(field)) {
       const hint = end <= start ? t("dashboard_range_backwards") : field === "start_time" ? t("dashboard_range_too_long") : "";
